@@ -1,0 +1,171 @@
+//! Command-line definitions (clap). `main.rs` parses them and calls `commands::run`.
+
+use crate::data::TaskType;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "orchard",
+    version,
+    about = "Train image classifiers with the fastai toolbox and steer them from a terminal dashboard",
+    long_about = "Train image classifiers with the fastai toolbox and steer them from a terminal dashboard.\n\
+                  Without a command, trains on the embedded demo data set with the dashboard."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Cmd>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Train a model (k-fold) with the dashboard, or headless when not on a terminal.
+    Train(TrainArgs),
+    /// Print data set statistics: class balance, image sizes, formats, mean/std.
+    Stats(StatsArgs),
+    /// Print the stratified k-fold table, optionally with resampled training counts.
+    Folds(FoldsArgs),
+    /// Print the run configuration as commented TOML.
+    Config(ConfigArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    #[default]
+    Table,
+    Csv,
+    Json,
+}
+
+/// Where the data is. DATA defaults to the embedded demo set.
+#[derive(Debug, Clone, Args, Default)]
+pub struct DataArgs {
+    /// A directory with train.csv and images/, a CSV file, or a folder of class folders
+    /// [default: the embedded demo set]
+    #[arg(value_name = "DATA")]
+    pub data: Option<PathBuf>,
+    /// The images of a CSV, when not in images/ beside it.
+    #[arg(long, value_name = "DIR")]
+    pub images: Option<PathBuf>,
+    /// Force the task type instead of detecting it from the labels.
+    #[arg(long, value_enum)]
+    pub task: Option<TaskType>,
+}
+
+/// `CLASS=VALUE` rules for resampling.
+#[derive(Debug, Clone, Args, Default)]
+pub struct ResampleArgs {
+    /// Repeat the training images of CLASS N times (repeatable), e.g. multiple_diseases=3.
+    #[arg(long, value_name = "CLASS=N", value_parser = parse_class_usize)]
+    pub oversample: Vec<(String, usize)>,
+    /// Keep a share F of the training images of CLASS (repeatable), e.g. rust=0.5.
+    #[arg(long, value_name = "CLASS=F", value_parser = parse_class_f64)]
+    pub undersample: Vec<(String, f64)>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StatsArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Images are squished to this square size before mean/std are computed.
+    #[arg(long, default_value_t = 128, value_name = "PX")]
+    pub stats_size: u32,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct FoldsArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Number of folds.
+    #[arg(long, default_value_t = 5)]
+    pub k: usize,
+    /// Seed of the fold assignment.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Write image_id,<label columns>,fold to this file (never overwrites).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub resample: ResampleArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArgs {
+    /// Print the defaults (the only mode for now; kept explicit so a later
+    /// `orchard config FILE` can print a resolved file).
+    #[arg(long)]
+    pub default: bool,
+}
+
+#[derive(Debug, Clone, Args, Default)]
+pub struct TrainArgs {
+    /// A run configuration (TOML); flags override its values.
+    #[arg(value_name = "CONFIG")]
+    pub config: Option<PathBuf>,
+    /// A directory with train.csv and images/, a CSV file, or a folder of class folders.
+    #[arg(long, value_name = "DATA")]
+    pub data: Option<PathBuf>,
+    #[arg(long, value_name = "DIR")]
+    pub images: Option<PathBuf>,
+    #[arg(long, value_enum)]
+    pub task: Option<TaskType>,
+    /// Plain fastai-style progress lines instead of the dashboard.
+    #[arg(long)]
+    pub headless: bool,
+    /// The run directory (must not exist or be empty) [default: runs/<time>-<data set>].
+    #[arg(long, value_name = "DIR")]
+    pub run_dir: Option<PathBuf>,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Square image side in pixels.
+    #[arg(long, value_name = "PX")]
+    pub size: Option<u32>,
+    /// Batch size.
+    #[arg(long, value_name = "N")]
+    pub bs: Option<usize>,
+    /// Peak learning rate.
+    #[arg(long, value_name = "X")]
+    pub lr: Option<f64>,
+    /// Seed of folds, initialisation, shuffling and augmentation.
+    #[arg(long, value_name = "S")]
+    pub seed: Option<u64>,
+    /// Number of folds.
+    #[arg(long)]
+    pub k: Option<usize>,
+    /// Train only this fold (0-based).
+    #[arg(long, value_name = "K")]
+    pub fold: Option<usize>,
+    /// Use only the first N images of the data set (quick checks).
+    #[arg(long, value_name = "N", hide = true)]
+    pub limit: Option<usize>,
+    #[command(flatten)]
+    pub resample: ResampleArgs,
+}
+
+fn split_rule(s: &str) -> Result<(String, &str), String> {
+    let (class, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected CLASS=VALUE, got {s:?}"))?;
+    if class.is_empty() {
+        return Err(format!("expected CLASS=VALUE, got {s:?} (no class)"));
+    }
+    Ok((class.to_string(), value))
+}
+
+fn parse_class_usize(s: &str) -> Result<(String, usize), String> {
+    let (c, v) = split_rule(s)?;
+    let n = v
+        .parse()
+        .map_err(|_| format!("{s:?}: {v:?} is not a whole number"))?;
+    Ok((c, n))
+}
+
+fn parse_class_f64(s: &str) -> Result<(String, f64), String> {
+    let (c, v) = split_rule(s)?;
+    let f = v.parse().map_err(|_| format!("{s:?}: {v:?} is not a number"))?;
+    Ok((c, f))
+}

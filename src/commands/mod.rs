@@ -1,0 +1,44 @@
+//! One function per subcommand; `run` dispatches.
+
+pub mod folds;
+pub mod stats;
+pub mod train;
+
+use crate::cli::{Cli, Cmd, DataArgs, ResampleArgs};
+use crate::config::{DEMO_DATA, RunConfig};
+use crate::data::{DataSpec, Dataset, load_dataset};
+use crate::error::Result;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Run the parsed command line. Without a subcommand: train on the demo set.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        None => train::train(Default::default()),
+        Some(Cmd::Train(args)) => train::train(args),
+        Some(Cmd::Stats(args)) => stats::stats(args),
+        Some(Cmd::Folds(args)) => folds::folds(args),
+        Some(Cmd::Config(_)) => {
+            print!("{}", RunConfig::default_toml());
+            Ok(())
+        }
+    }
+}
+
+/// Read the data set named on the command line (the demo set by default).
+pub fn load_data_args(args: &DataArgs) -> Result<Dataset> {
+    let spec = DataSpec {
+        path: args.data.clone().unwrap_or_else(|| PathBuf::from(DEMO_DATA)),
+        images: args.images.clone(),
+        task: args.task,
+    };
+    load_dataset(&spec)
+}
+
+/// `CLASS=N` flags as the config's maps.
+pub fn resample_maps(args: &ResampleArgs) -> (BTreeMap<String, usize>, BTreeMap<String, f64>) {
+    (
+        args.oversample.iter().cloned().collect(),
+        args.undersample.iter().cloned().collect(),
+    )
+}

@@ -1,0 +1,122 @@
+//! `orchard train [CONFIG] [--data DATA] [--headless] ...`: resolve the config,
+//! read the data, create the run directory, start the engine, and watch it with
+//! the dashboard (or print fastai-style lines when headless / not a terminal).
+
+use crate::cli::TrainArgs;
+use crate::config::{RunConfig, TaskChoice};
+use crate::data::{DataSpec, Dataset, load_dataset};
+use crate::error::{Error, Result};
+use crate::run::{RunDir, RunPlan, engine, headless};
+use std::io::IsTerminal;
+
+/// The config file (or the defaults) with the command line's flags on top.
+pub fn resolve_config(args: &TrainArgs) -> Result<RunConfig> {
+    let mut cfg = match &args.config {
+        Some(p) => RunConfig::load(p)?,
+        None => RunConfig::default(),
+    };
+    if let Some(d) = &args.data {
+        cfg.data.path = d.clone();
+    }
+    if let Some(i) = &args.images {
+        cfg.data.images = Some(i.clone());
+    }
+    if let Some(t) = args.task {
+        cfg.data.task = match t {
+            crate::data::TaskType::Binary => TaskChoice::Binary,
+            crate::data::TaskType::MultiClass => TaskChoice::MultiClass,
+            crate::data::TaskType::MultiLabel => TaskChoice::MultiLabel,
+        };
+    }
+    let t = &mut cfg.training;
+    if let Some(v) = args.epochs {
+        t.epochs = v;
+    }
+    if let Some(v) = args.size {
+        t.size = v;
+    }
+    if let Some(v) = args.bs {
+        t.batch_size = v;
+    }
+    if let Some(v) = args.lr {
+        t.lr = v;
+    }
+    if let Some(v) = args.seed {
+        t.seed = v;
+        cfg.folds.seed = v;
+    }
+    if let Some(v) = args.k {
+        cfg.folds.k = v;
+    }
+    if let Some(v) = args.fold {
+        cfg.folds.fold = Some(v);
+    }
+    let (over, under) = super::resample_maps(&args.resample);
+    cfg.folds.oversample.extend(over);
+    cfg.folds.undersample.extend(under);
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// Every `n`-th item so that `limit` items remain, keeping the class mix.
+fn limit_items(mut ds: Dataset, limit: Option<usize>) -> Dataset {
+    if let Some(n) = limit
+        && n > 0
+        && n < ds.len()
+    {
+        let len = ds.len();
+        ds.items = (0..n).map(|i| ds.items[i * len / n].clone()).collect();
+    }
+    ds
+}
+
+pub fn train(args: TrainArgs) -> Result<()> {
+    let cfg = resolve_config(&args)?;
+    if cfg.training.device != "cpu" {
+        return Err(Error::input(format!(
+            "training.device = {:?}: this build trains on the CPU only\nfix: use --device cpu (CUDA support comes with the cuda feature)",
+            cfg.training.device
+        )));
+    }
+    let spec = DataSpec {
+        path: cfg.data.path.clone(),
+        images: cfg.data.images.clone(),
+        task: cfg.data.task.forced(),
+    };
+    let ds = limit_items(load_dataset(&spec)?, args.limit);
+    if ds.task.is_multi_label() {
+        return Err(Error::input(format!(
+            "{}: multi-label training is not available yet (the data has images with several labels)\nfix: train a single-label CSV, or use `orchard stats` / `orchard folds` for now",
+            ds.source.display()
+        )));
+    }
+    let run_path = args
+        .run_dir
+        .clone()
+        .unwrap_or_else(|| RunDir::default_path(&ds.display_name()));
+    let plan = RunPlan::prepare(cfg, ds, RunDir::create(&run_path)?)?;
+    let handle = engine::start(plan)?;
+    let use_dashboard = !args.headless && std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
+    if use_dashboard {
+        crate::tui::run_dashboard_blocking(handle.events, handle.commands)
+            .map_err(|e| Error::Internal(format!("dashboard: {e}")))?;
+    } else {
+        // Keep the sender alive: dropping it would tell the engine nobody steers.
+        let _commands = handle.commands;
+        headless::print_events(handle.events);
+    }
+    let outcome = handle
+        .thread
+        .join()
+        .map_err(|_| Error::Internal("the engine thread panicked".into()))??;
+    if !use_dashboard {
+        println!("run directory: {}", run_path.display());
+    } else {
+        eprintln!(
+            "run {}: {}",
+            if outcome.stopped { "stopped" } else { "finished" },
+            run_path.display()
+        );
+    }
+    Ok(())
+}

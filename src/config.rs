@@ -1,0 +1,579 @@
+//! `RunConfig`: everything a run needs to know, as TOML.
+//!
+//! Defaults follow fastai's where fastai has one (learning rate 1e-3, weight decay
+//! 0.01, one-cycle with pct_start 0.25, div 25, div_final 1e5, moms 0.95-0.85-0.95,
+//! Adam eps 1e-5 / beta2 0.99, aug_transforms' parameters, MixUp alpha 0.4, CutMix
+//! alpha 1.0, TTA n=4 beta=0.25). Where fastai has no default (image size, epochs,
+//! batch size on a CPU) we pick values that train the embedded demo set in a few
+//! minutes on a laptop; `orchard config --default` prints them all with comments.
+//! Unknown keys are errors (`deny_unknown_fields`), so a typo never silently
+//! falls back to a default.
+
+use crate::data::TaskType;
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The embedded demo data set, relative to the crate root.
+pub const DEMO_DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/demo");
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    pub data: DataConfig,
+    pub folds: FoldConfig,
+    pub model: ModelConfig,
+    pub training: TrainingConfig,
+    pub augmentation: AugmentationConfig,
+    pub mixing: MixingConfig,
+    pub label_correction: LabelCorrectionConfig,
+    pub tta: TtaConfig,
+    pub dashboard: DashboardConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum TaskChoice {
+    /// Detect from the labels.
+    #[default]
+    Auto,
+    Binary,
+    MultiClass,
+    MultiLabel,
+}
+
+impl TaskChoice {
+    pub fn forced(self) -> Option<TaskType> {
+        match self {
+            TaskChoice::Auto => None,
+            TaskChoice::Binary => Some(TaskType::Binary),
+            TaskChoice::MultiClass => Some(TaskType::MultiClass),
+            TaskChoice::MultiLabel => Some(TaskType::MultiLabel),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnCorrupt {
+    /// Stop with a message naming the file.
+    #[default]
+    Fail,
+    /// Report the file once and leave it out.
+    Skip,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// A directory with train.csv and images/, a CSV file, or a folder of class folders.
+    pub path: PathBuf,
+    /// Where the images of a CSV are, when not in `images/` beside it.
+    pub images: Option<PathBuf>,
+    pub task: TaskChoice,
+    pub on_corrupt: OnCorrupt,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            path: PathBuf::from(DEMO_DATA),
+            images: None,
+            task: TaskChoice::Auto,
+            on_corrupt: OnCorrupt::Fail,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FoldConfig {
+    pub k: usize,
+    pub seed: u64,
+    /// Train only this fold (0-based); all folds when absent.
+    pub fold: Option<usize>,
+    /// Repeat the training images of a class N times: `{ multiple_diseases = 3 }`.
+    pub oversample: BTreeMap<String, usize>,
+    /// Keep a share F of the training images of a class: `{ rust = 0.5 }`.
+    pub undersample: BTreeMap<String, f64>,
+}
+
+impl Default for FoldConfig {
+    fn default() -> Self {
+        FoldConfig {
+            k: 5,
+            seed: 42,
+            fold: None,
+            oversample: BTreeMap::new(),
+            undersample: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    pub arch: String,
+    /// Pretrained weights (safetensors or .pth) to start from.
+    pub pretrained: Option<PathBuf>,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            arch: "resnet18".into(),
+            pretrained: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum SchedulePolicy {
+    #[default]
+    OneCycle,
+    FlatCos,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainingConfig {
+    pub epochs: usize,
+    /// Square image side in pixels.
+    pub size: u32,
+    pub batch_size: usize,
+    /// Peak learning rate (fastai: `lr_max` of fit_one_cycle, default 1e-3).
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub policy: SchedulePolicy,
+    pub pct_start: f64,
+    pub div: f64,
+    pub div_final: f64,
+    /// (start, middle, end) of the one-cycle momentum / beta1 schedule.
+    pub moms: [f64; 3],
+    pub beta2: f64,
+    pub eps: f64,
+    /// Seed of shuffling, augmentation and initialisation.
+    pub seed: u64,
+    /// `cpu`, `cuda:N` or `auto`.
+    pub device: String,
+}
+
+impl Default for TrainingConfig {
+    fn default() -> Self {
+        TrainingConfig {
+            epochs: 5,
+            size: 64,
+            batch_size: 32,
+            lr: 1e-3,
+            weight_decay: 0.01,
+            policy: SchedulePolicy::OneCycle,
+            pct_start: 0.25,
+            div: 25.0,
+            div_final: 1e5,
+            moms: [0.95, 0.85, 0.95],
+            beta2: 0.99,
+            eps: 1e-5,
+            seed: 42,
+            device: "cpu".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResizeMethod {
+    #[default]
+    Squish,
+    Crop,
+    Pad,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum NormStats {
+    /// ImageNet mean/std (for pretrained models).
+    #[default]
+    Imagenet,
+    /// The training images' own per-channel mean/std (`orchard stats`).
+    Dataset,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AugmentationConfig {
+    pub resize: ResizeMethod,
+    pub normalize: NormStats,
+    /// Apply fastai's aug_transforms on batches.
+    pub batch_augment: bool,
+    pub mult: f64,
+    pub do_flip: bool,
+    pub flip_vert: bool,
+    pub max_rotate: f64,
+    pub min_zoom: f64,
+    pub max_zoom: f64,
+    pub max_lighting: f64,
+    pub max_warp: f64,
+    pub p_affine: f64,
+    pub p_lighting: f64,
+    pub min_scale: f64,
+}
+
+impl Default for AugmentationConfig {
+    fn default() -> Self {
+        AugmentationConfig {
+            resize: ResizeMethod::Squish,
+            normalize: NormStats::Imagenet,
+            batch_augment: false,
+            mult: 1.0,
+            do_flip: true,
+            flip_vert: false,
+            max_rotate: 10.0,
+            min_zoom: 1.0,
+            max_zoom: 1.1,
+            max_lighting: 0.2,
+            max_warp: 0.2,
+            p_affine: 0.75,
+            p_lighting: 0.75,
+            min_scale: 1.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum MixMethod {
+    #[default]
+    None,
+    Mixup,
+    Cutmix,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MixingConfig {
+    pub method: MixMethod,
+    pub mixup_alpha: f64,
+    pub cutmix_alpha: f64,
+}
+
+impl Default for MixingConfig {
+    fn default() -> Self {
+        MixingConfig {
+            method: MixMethod::None,
+            mixup_alpha: 0.4,
+            cutmix_alpha: 1.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ThetaSchedule {
+    #[default]
+    Linear,
+    Constant,
+    Cosine,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LabelCorrectionConfig {
+    pub enabled: bool,
+    /// Share of all iterations before the first correction.
+    pub warmup: f64,
+    pub theta_start: f64,
+    pub theta_end: f64,
+    pub schedule: ThetaSchedule,
+    /// Step of the dashboard's +/- keys.
+    pub theta_step: f64,
+}
+
+impl Default for LabelCorrectionConfig {
+    fn default() -> Self {
+        LabelCorrectionConfig {
+            enabled: false,
+            warmup: 0.2,
+            theta_start: 0.9,
+            theta_end: 0.5,
+            schedule: ThetaSchedule::Linear,
+            theta_step: 0.05,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TtaConfig {
+    pub n: usize,
+    pub beta: f64,
+    pub use_max: bool,
+}
+
+impl Default for TtaConfig {
+    fn default() -> Self {
+        TtaConfig {
+            n: 4,
+            beta: 0.25,
+            use_max: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DashboardConfig {
+    pub theme: String,
+    /// Most redraws per second.
+    pub fps: u32,
+}
+
+impl Default for DashboardConfig {
+    fn default() -> Self {
+        DashboardConfig {
+            theme: "default".into(),
+            fps: 10,
+        }
+    }
+}
+
+/// One line of documentation for every key, printed by `orchard config --default`.
+/// A test checks that every key of the default config has one.
+const KEY_DOCS: &[(&str, &str, &str)] = &[
+    ("data", "path", "a directory with train.csv and images/, a CSV file, or a folder of class folders"),
+    ("data", "images", "where a CSV's images are when not in images/ beside it"),
+    ("data", "task", "auto | binary | multi-class | multi-label (auto detects from the labels)"),
+    ("data", "on_corrupt", "fail | skip: what to do with an image that cannot be decoded"),
+    ("folds", "k", "number of stratified folds (>= 2, <= the smallest class)"),
+    ("folds", "seed", "seed of the fold assignment: the same seed gives the same folds on any machine"),
+    ("folds", "fold", "train only this fold (0-based); all folds when absent"),
+    ("folds", "oversample", "repeat a class's TRAINING images N times, e.g. { multiple_diseases = 3 }"),
+    ("folds", "undersample", "keep a share F of a class's TRAINING images, e.g. { rust = 0.5 }"),
+    ("model", "arch", "architecture (resnet18)"),
+    ("model", "pretrained", "weights to start from (safetensors or .pth)"),
+    ("training", "epochs", "epochs per fold"),
+    ("training", "size", "square image side in pixels"),
+    ("training", "batch_size", "images per batch (fastai: 64; 32 suits small sets on a CPU)"),
+    ("training", "lr", "peak learning rate (fastai lr_max, default 1e-3)"),
+    ("training", "weight_decay", "decoupled weight decay (fastai: 0.01)"),
+    ("training", "policy", "one-cycle | flat-cos"),
+    ("training", "pct_start", "share of steps spent warming up (fastai one-cycle: 0.25)"),
+    ("training", "div", "initial lr = lr / div (fastai: 25)"),
+    ("training", "div_final", "final lr = lr / div_final (fastai: 1e5)"),
+    ("training", "moms", "one-cycle momentum (beta1) start, middle, end (fastai: 0.95, 0.85, 0.95)"),
+    ("training", "beta2", "Adam's second-moment decay (fastai sqr_mom: 0.99)"),
+    ("training", "eps", "Adam's epsilon (fastai: 1e-5)"),
+    ("training", "seed", "seed of initialisation, shuffling and augmentation"),
+    ("training", "device", "cpu | cuda:N | auto"),
+    ("augmentation", "resize", "squish | crop | pad (fastai Resize method)"),
+    ("augmentation", "normalize", "imagenet | dataset (the training images' own mean/std)"),
+    ("augmentation", "batch_augment", "apply fastai's aug_transforms to every training batch"),
+    ("augmentation", "mult", "multiplies max_rotate, max_lighting and max_warp (fastai: 1.0)"),
+    ("augmentation", "do_flip", "random horizontal flip (fastai: true)"),
+    ("augmentation", "flip_vert", "all 8 dihedral symmetries instead of horizontal flips (fastai: false)"),
+    ("augmentation", "max_rotate", "largest rotation in degrees (fastai: 10)"),
+    ("augmentation", "min_zoom", "smallest zoom (fastai: 1.0)"),
+    ("augmentation", "max_zoom", "largest zoom (fastai: 1.1)"),
+    ("augmentation", "max_lighting", "brightness/contrast strength (fastai: 0.2)"),
+    ("augmentation", "max_warp", "perspective warp strength (fastai: 0.2)"),
+    ("augmentation", "p_affine", "probability of the affine part per image (fastai: 0.75)"),
+    ("augmentation", "p_lighting", "probability of the lighting part per image (fastai: 0.75)"),
+    ("augmentation", "min_scale", "below 1: RandomResizedCrop on the batch with this smallest scale (fastai: 1.0 = off)"),
+    ("mixing", "method", "none | mixup | cutmix (training only)"),
+    ("mixing", "mixup_alpha", "MixUp's Beta(alpha, alpha) (fastai: 0.4)"),
+    ("mixing", "cutmix_alpha", "CutMix's Beta(alpha, alpha) (fastai: 1.0)"),
+    ("label_correction", "enabled", "progressive label correction (PLC) during training"),
+    ("label_correction", "warmup", "share of all iterations before the first correction"),
+    ("label_correction", "theta_start", "correction threshold after warm-up"),
+    ("label_correction", "theta_end", "correction threshold at the end of training"),
+    ("label_correction", "schedule", "linear | constant | cosine: theta from start to end"),
+    ("label_correction", "theta_step", "how much the dashboard's +/- keys move theta"),
+    ("tta", "n", "augmented passes per image (fastai: 4)"),
+    ("tta", "beta", "weight of the plain pass: (1-beta)*mean(aug) + beta*plain (fastai: 0.25)"),
+    ("tta", "use_max", "combine with the max instead of the mean (fastai: false)"),
+    ("dashboard", "theme", "a theme name from themes/ or a path to a theme TOML"),
+    ("dashboard", "fps", "most redraws per second"),
+];
+
+fn key_doc(section: &str, key: &str) -> Option<&'static str> {
+    KEY_DOCS
+        .iter()
+        .find(|(s, k, _)| *s == section && *k == key)
+        .map(|(_, _, d)| *d)
+}
+
+impl RunConfig {
+    /// Read a config file; unknown keys and bad values name the key and the file.
+    pub fn load(path: &Path) -> Result<RunConfig> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parse TOML text; `origin` names it in messages.
+    pub fn parse(text: &str, origin: &str) -> Result<RunConfig> {
+        toml::from_str(text).map_err(|e| {
+            let span = e
+                .span()
+                .map(|s| {
+                    let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+                    format!(" (line {line})")
+                })
+                .unwrap_or_default();
+            Error::input(format!(
+                "{origin}{span}: {}\nfix: correct that key or value; `orchard config --default` prints every key with its meaning",
+                e.message().trim()
+            ))
+        })
+    }
+
+    /// Check values that parse but cannot work, naming the key.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |key: &str, why: &str| Err(Error::input(format!("config key {key}: {why}")));
+        let t = &self.training;
+        if self.folds.k < 2 {
+            return bad("folds.k", &format!("is {}, but k-fold needs at least 2 folds", self.folds.k));
+        }
+        if let Some(f) = self.folds.fold
+            && f >= self.folds.k
+        {
+            return bad("folds.fold", &format!("is {f}, but folds are numbered 0..{}", self.folds.k - 1));
+        }
+        if t.epochs == 0 {
+            return bad("training.epochs", "must be at least 1");
+        }
+        if t.batch_size == 0 {
+            return bad("training.batch_size", "must be at least 1");
+        }
+        if !(8..=4096).contains(&t.size) {
+            return bad("training.size", &format!("is {}, expected 8..=4096 pixels", t.size));
+        }
+        if !(t.lr.is_finite() && t.lr > 0.0) {
+            return bad("training.lr", "must be a positive number");
+        }
+        if !(0.0..1.0).contains(&t.pct_start) {
+            return bad("training.pct_start", "must be in [0, 1)");
+        }
+        if t.div <= 0.0 || t.div_final <= 0.0 {
+            return bad("training.div / training.div_final", "must be positive");
+        }
+        for (class, share) in &self.folds.undersample {
+            if !(*share > 0.0 && *share <= 1.0) {
+                return bad(
+                    &format!("folds.undersample.{class}"),
+                    &format!("is {share}, expected a share in (0, 1]"),
+                );
+            }
+        }
+        for (class, n) in &self.folds.oversample {
+            if *n == 0 {
+                return bad(&format!("folds.oversample.{class}"), "must be at least 1 (1 = unchanged)");
+            }
+        }
+        if !(0.0..1.0).contains(&self.label_correction.warmup) {
+            return bad("label_correction.warmup", "must be a share in [0, 1)");
+        }
+        Ok(())
+    }
+
+    /// The default config as commented TOML (`orchard config --default`).
+    pub fn default_toml() -> String {
+        Self::default().to_commented_toml()
+    }
+
+    /// This config as TOML with a comment above every key.
+    pub fn to_commented_toml(&self) -> String {
+        let value = toml::Value::try_from(self).expect("config serialises");
+        let table = value.as_table().expect("config is a table");
+        let mut out = String::from(
+            "# orchard run configuration. Every key is optional; absent keys take these defaults.\n\
+             # Defaults follow fastai where fastai has one.\n",
+        );
+        // Serialise section by section in declaration order so the output reads like the docs.
+        let order = [
+            "data",
+            "folds",
+            "model",
+            "training",
+            "augmentation",
+            "mixing",
+            "label_correction",
+            "tta",
+            "dashboard",
+        ];
+        for section in order {
+            out.push_str(&format!("\n[{section}]\n"));
+            let mut keys: Vec<&str> = KEY_DOCS
+                .iter()
+                .filter(|(s, _, _)| *s == section)
+                .map(|(_, k, _)| *k)
+                .collect();
+            keys.dedup();
+            let sec = table.get(section).and_then(|v| v.as_table());
+            for key in keys {
+                let doc = key_doc(section, key).unwrap_or("");
+                out.push_str(&format!("# {doc}\n"));
+                match sec.and_then(|t| t.get(key)) {
+                    Some(v) => out.push_str(&format!("{key} = {}\n", inline_value(v))),
+                    // Optional keys that are unset are shown commented out.
+                    None => out.push_str(&format!("# {key} = \n")),
+                }
+            }
+        }
+        out
+    }
+}
+
+fn inline_value(v: &toml::Value) -> String {
+    match v {
+        toml::Value::Table(t) => {
+            let parts: Vec<String> = t
+                .iter()
+                .map(|(k, v)| format!("{k} = {}", inline_value(v)))
+                .collect();
+            format!("{{ {} }}", parts.join(", "))
+        }
+        toml::Value::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{f:.1}"),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_toml_parses_back_to_default() {
+        let text = RunConfig::default_toml();
+        let back = RunConfig::parse(&text, "default").unwrap();
+        assert_eq!(back, RunConfig::default());
+    }
+
+    #[test]
+    fn every_key_is_documented() {
+        let value = toml::Value::try_from(RunConfig::default()).unwrap();
+        for (section, sec) in value.as_table().unwrap() {
+            for key in sec.as_table().unwrap().keys() {
+                assert!(key_doc(section, key).is_some(), "{section}.{key} has no doc line");
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = RunConfig::parse("[training]\nepochz = 3\n", "my.toml").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("epochz") && msg.contains("my.toml"), "{msg}");
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn impossible_values_are_named() {
+        let mut c = RunConfig::default();
+        c.folds.k = 1;
+        assert!(c.validate().unwrap_err().to_string().contains("folds.k"));
+        let mut c = RunConfig::default();
+        c.folds.undersample.insert("rust".into(), 1.5);
+        assert!(c.validate().unwrap_err().to_string().contains("folds.undersample.rust"));
+    }
+}

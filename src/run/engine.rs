@@ -1,0 +1,286 @@
+//! The engine: a run on its own thread.
+//!
+//! It trains the folds one after another, writes everything to the run
+//! directory, emits `Event`s over a channel (and to `events.jsonl`), and obeys
+//! `Command`s between batches. candle is synchronous, so the engine is a plain
+//! thread; the dashboard's tokio loop receives its events over an unbounded
+//! channel whose sender works from any thread.
+
+use crate::config::RunConfig;
+use crate::data::sampling::{Resampling, class_counts};
+use crate::data::{Dataset, Folds, assign_folds};
+use crate::error::{Error, Result};
+use crate::run::events::{Command, DatasetSummary, Event, Stamped};
+use crate::run::rundir::{EventLog, MetricsLog, RunDir};
+use crate::train::fit::{FitHooks, FoldData, Flow, Sample, fit_fold, planned_schedule, steps_per_epoch};
+use std::sync::mpsc::{Receiver, Sender, TryRecvError};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+/// What the caller keeps of a started engine.
+pub struct EngineHandle {
+    pub commands: Sender<Command>,
+    pub events: UnboundedReceiver<Stamped>,
+    pub thread: std::thread::JoinHandle<Result<RunOutcome>>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOutcome {
+    pub stopped: bool,
+    /// (fold, valid_loss, accuracy) of every fold trained to the end.
+    pub folds: Vec<(usize, f64, f64)>,
+}
+
+/// Writes each event to events.jsonl and the metrics file, then sends it on.
+struct EventSink {
+    log: EventLog,
+    metrics: MetricsLog,
+    tx: UnboundedSender<Stamped>,
+    /// The first write error; reported at the end instead of killing the run mid-batch.
+    write_error: Option<Error>,
+}
+
+impl EventSink {
+    fn emit(&mut self, event: Event) {
+        let stamped = Stamped::now(event);
+        if let Err(e) = self
+            .log
+            .append(&stamped)
+            .and_then(|_| self.metrics.record(&stamped.event))
+            && self.write_error.is_none()
+        {
+            self.write_error = Some(e);
+        }
+        // A closed receiver (dashboard gone) must not stop the run.
+        let _ = self.tx.send(stamped);
+    }
+}
+
+/// Obeys Commands between batches and forwards the training loop's events.
+struct Steering<'a> {
+    sink: &'a mut EventSink,
+    commands: &'a Receiver<Command>,
+    paused: bool,
+    stop_requested: bool,
+    /// Nobody can send Resume any more: never block again.
+    detached: bool,
+}
+
+impl Steering<'_> {
+    fn handle(&mut self, cmd: Command, step: usize) {
+        match cmd {
+            Command::Pause => {
+                self.paused = true;
+                self.sink.emit(Event::Paused { step });
+            }
+            Command::Resume => {
+                self.paused = false;
+                self.sink.emit(Event::Resumed { step });
+            }
+            Command::Stop => {
+                self.stop_requested = true;
+                // A paused run that is asked to stop must get going to stop.
+                self.paused = false;
+                self.sink.emit(Event::Stopping { step });
+            }
+        }
+    }
+
+    /// Take every waiting command; while paused, block until one arrives.
+    fn poll(&mut self, step: usize) {
+        loop {
+            match self.commands.try_recv() {
+                Ok(cmd) => self.handle(cmd, step),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    self.detached = true;
+                    break;
+                }
+            }
+        }
+        while self.paused && !self.detached {
+            match self.commands.recv() {
+                Ok(cmd) => self.handle(cmd, step),
+                Err(_) => {
+                    self.detached = true;
+                    self.paused = false;
+                    self.sink.emit(Event::Resumed { step });
+                }
+            }
+        }
+    }
+}
+
+impl FitHooks for Steering<'_> {
+    fn event(&mut self, event: Event) {
+        self.sink.emit(event);
+    }
+
+    fn between_batches(&mut self, step: usize) -> Flow {
+        self.poll(step);
+        if self.stop_requested { Flow::Stop } else { Flow::Continue }
+    }
+}
+
+/// Everything the engine needs, resolved before the thread starts so that bad
+/// input is reported before any dashboard opens.
+pub struct RunPlan {
+    pub config: RunConfig,
+    pub dataset: Dataset,
+    pub folds: Folds,
+    pub resampling: Resampling,
+    pub run_dir: RunDir,
+}
+
+impl RunPlan {
+    /// Check the config against the data, assign folds, create the run directory
+    /// and write config.toml and folds.csv.
+    pub fn prepare(config: RunConfig, dataset: Dataset, run_dir: RunDir) -> Result<RunPlan> {
+        config.validate()?;
+        let folds = assign_folds(&dataset, config.folds.k, config.folds.seed)?;
+        let resampling = Resampling::from_names(&dataset, &config.folds.oversample, &config.folds.undersample)?;
+        run_dir.write_config(&config)?;
+        run_dir.write_folds(&dataset, &folds)?;
+        Ok(RunPlan {
+            config,
+            dataset,
+            folds,
+            resampling,
+            run_dir,
+        })
+    }
+
+    /// The folds this run trains.
+    pub fn fold_list(&self) -> Vec<usize> {
+        match self.config.folds.fold {
+            Some(f) => vec![f],
+            None => (0..self.folds.k).collect(),
+        }
+    }
+
+    /// The resampled training indices of fold `f`.
+    pub fn train_indices(&self, f: usize) -> Vec<usize> {
+        self.resampling
+            .apply(&self.dataset, &self.folds.train_indices(f), self.config.folds.seed, f)
+    }
+}
+
+/// Start the engine thread.
+pub fn start(plan: RunPlan) -> Result<EngineHandle> {
+    let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
+    let (ev_tx, ev_rx) = unbounded_channel();
+    let sink = EventSink {
+        log: EventLog::open(plan.run_dir.file("events.jsonl"))?,
+        metrics: MetricsLog::open(plan.run_dir.file("metrics.csv"))?,
+        tx: ev_tx,
+        write_error: None,
+    };
+    let thread = std::thread::Builder::new()
+        .name("orchard-engine".into())
+        .spawn(move || run_engine(plan, sink, cmd_rx))
+        .map_err(|e| Error::Internal(format!("cannot start the engine thread: {e}")))?;
+    Ok(EngineHandle {
+        commands: cmd_tx,
+        events: ev_rx,
+        thread,
+    })
+}
+
+fn run_engine(plan: RunPlan, mut sink: EventSink, commands: Receiver<Command>) -> Result<RunOutcome> {
+    let result = train_folds(&plan, &mut sink, &commands);
+    let (status, message) = match &result {
+        Ok(o) if o.stopped => ("stopped", "stopped on request".to_string()),
+        Ok(o) => {
+            let n = o.folds.len().max(1) as f64;
+            let acc = o.folds.iter().map(|f| f.2).sum::<f64>() / n;
+            ("completed", format!("{} fold(s), mean accuracy {acc:.4}", o.folds.len()))
+        }
+        Err(e) => ("failed", e.to_string()),
+    };
+    sink.emit(Event::RunEnded {
+        status: status.into(),
+        message,
+    });
+    if let Some(e) = sink.write_error.take() {
+        return Err(e);
+    }
+    result
+}
+
+fn train_folds(plan: &RunPlan, sink: &mut EventSink, commands: &Receiver<Command>) -> Result<RunOutcome> {
+    let cfg = &plan.config;
+    let ds = &plan.dataset;
+    let fold_list = plan.fold_list();
+    // Steps per epoch differ by at most one image between folds; the planned
+    // curve shown up front is that of the first fold.
+    let first_train = plan.train_indices(fold_list[0]).len();
+    let schedule = planned_schedule(&cfg.training, steps_per_epoch(first_train, cfg.training.batch_size));
+    sink.emit(Event::RunStarted {
+        run_dir: plan.run_dir.path.display().to_string(),
+        dataset: DatasetSummary {
+            name: ds.display_name(),
+            task: ds.task.to_string(),
+            images: ds.len(),
+            classes: ds.classes.clone(),
+            class_counts: ds.class_counts(),
+        },
+        fold_counts: plan.folds.counts(ds),
+        folds: fold_list.clone(),
+        arch: cfg.model.arch.clone(),
+        device: cfg.training.device.clone(),
+        size: cfg.training.size,
+        epochs: cfg.training.epochs,
+        batch_size: cfg.training.batch_size,
+        lr_schedule: schedule.iter().map(|s| s.0).collect(),
+        mom_schedule: schedule.iter().map(|s| s.1).collect(),
+    });
+    let mut steering = Steering {
+        sink,
+        commands,
+        paused: false,
+        stop_requested: false,
+        detached: false,
+    };
+    let mut outcome = RunOutcome {
+        stopped: false,
+        folds: Vec::new(),
+    };
+    for &f in &fold_list {
+        let train = plan.train_indices(f);
+        let valid = plan.folds.valid_indices(f);
+        let sample = |i: &usize| Sample {
+            path: ds.items[*i].path.clone(),
+            class: ds.items[*i].class(),
+        };
+        let data = FoldData {
+            train: train.iter().map(sample).collect(),
+            valid: valid.iter().map(sample).collect(),
+            num_classes: ds.num_classes(),
+        };
+        steering.sink.emit(Event::FoldStarted {
+            fold: f,
+            n_train: train.len(),
+            n_valid: valid.len(),
+            train_counts: class_counts(ds, &train),
+            steps_per_epoch: steps_per_epoch(train.len(), cfg.training.batch_size),
+        });
+        let r = fit_fold(cfg, f, &data, &mut steering)?;
+        steering.sink.emit(Event::FoldEnded {
+            fold: f,
+            valid_loss: r.valid_loss,
+            accuracy: r.accuracy,
+        });
+        if r.stopped {
+            outcome.stopped = true;
+            break;
+        }
+        outcome.folds.push((f, r.valid_loss, r.accuracy));
+        // A Stop that arrived during the last validation still ends the run here.
+        steering.poll(0);
+        if steering.stop_requested {
+            outcome.stopped = true;
+            break;
+        }
+    }
+    Ok(outcome)
+}

@@ -1,0 +1,10 @@
+//! A run: the engine thread, its Commands and Events, and the run directory.
+
+pub mod engine;
+pub mod events;
+pub mod headless;
+pub mod rundir;
+
+pub use engine::{EngineHandle, RunOutcome, RunPlan, start};
+pub use events::{Command, DatasetSummary, Event, Stamped};
+pub use rundir::RunDir;

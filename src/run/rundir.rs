@@ -1,0 +1,206 @@
+//! The run directory: everything a run writes, and nothing the user gave it.
+//!
+//! ```text
+//! RUN_DIR/config.toml    the resolved config
+//!         folds.csv      image_id,<class columns>,fold
+//!         events.jsonl   one stamped Event per line (append-only)
+//!         metrics.csv    one row per epoch and fold
+//! ```
+
+use crate::config::RunConfig;
+use crate::data::{Dataset, Folds};
+use crate::error::{Error, Result};
+use crate::run::events::{Event, Stamped};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    pub path: PathBuf,
+}
+
+impl RunDir {
+    /// Create a new run directory. An existing non-empty directory is refused:
+    /// a run never writes over an earlier run or over the user's files.
+    pub fn create(path: &Path) -> Result<RunDir> {
+        if path.exists() {
+            let empty = path.is_dir()
+                && std::fs::read_dir(path)
+                    .map_err(|e| Error::io(path, e))?
+                    .next()
+                    .is_none();
+            if !empty {
+                return Err(Error::input(format!(
+                    "{}: already exists and is not empty\nfix: pick a new --run-dir (runs never overwrite anything)",
+                    path.display()
+                )));
+            }
+        }
+        std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
+        Ok(RunDir { path: path.to_path_buf() })
+    }
+
+    /// `runs/<UTC time>-<data set name>`, with a counter if that exists already.
+    pub fn default_path(dataset_name: &str) -> PathBuf {
+        let stamp = utc_stamp(std::time::SystemTime::now());
+        let base = PathBuf::from("runs").join(format!("{stamp}-{dataset_name}"));
+        let mut p = base.clone();
+        let mut n = 2;
+        while p.exists() {
+            p = PathBuf::from(format!("{}-{n}", base.display()));
+            n += 1;
+        }
+        p
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    pub fn write_config(&self, cfg: &RunConfig) -> Result<()> {
+        let p = self.file("config.toml");
+        std::fs::write(&p, cfg.to_commented_toml()).map_err(|e| Error::io(&p, e))
+    }
+
+    pub fn write_folds(&self, ds: &Dataset, folds: &Folds) -> Result<()> {
+        let p = self.file("folds.csv");
+        write_folds_csv(&p, ds, folds)
+    }
+}
+
+/// `image_id,<one 0/1 column per class>,fold`.
+pub fn write_folds_csv(path: &Path, ds: &Dataset, folds: &Folds) -> Result<()> {
+    let mut s = String::from("image_id");
+    for c in &ds.classes {
+        s.push(',');
+        s.push_str(c);
+    }
+    s.push_str(",fold\n");
+    for (item, f) in ds.items.iter().zip(&folds.assignment) {
+        s.push_str(&item.id);
+        for c in 0..ds.num_classes() {
+            s.push_str(if item.labels.contains(&c) { ",1" } else { ",0" });
+        }
+        s.push_str(&format!(",{f}\n"));
+    }
+    std::fs::write(path, s).map_err(|e| Error::io(path, e))
+}
+
+/// Appends stamped events to `events.jsonl`, one flushed line each, so a reader
+/// (an attached dashboard, a test) never sees half an event.
+pub struct EventLog {
+    path: PathBuf,
+    file: File,
+}
+
+impl EventLog {
+    pub fn open(path: PathBuf) -> Result<EventLog> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        Ok(EventLog { path, file })
+    }
+
+    pub fn append(&mut self, ev: &Stamped) -> Result<()> {
+        let mut line = serde_json::to_string(ev).map_err(|e| Error::Internal(e.to_string()))?;
+        line.push('\n');
+        self.file
+            .write_all(line.as_bytes())
+            .map_err(|e| Error::io(&self.path, e))
+    }
+}
+
+/// Appends one row per finished epoch to `metrics.csv`.
+pub struct MetricsLog {
+    path: PathBuf,
+    file: File,
+}
+
+impl MetricsLog {
+    pub const HEADER: &'static str = "fold,epoch,train_loss,valid_loss,accuracy,seconds\n";
+
+    pub fn open(path: PathBuf) -> Result<MetricsLog> {
+        let new = !path.exists();
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        if new {
+            file.write_all(Self::HEADER.as_bytes())
+                .map_err(|e| Error::io(&path, e))?;
+        }
+        Ok(MetricsLog { path, file })
+    }
+
+    pub fn record(&mut self, ev: &Event) -> Result<()> {
+        if let Event::EpochEnded {
+            fold,
+            epoch,
+            train_loss,
+            valid_loss,
+            accuracy,
+            seconds,
+        } = ev
+        {
+            let row = format!("{fold},{epoch},{train_loss:.6},{valid_loss:.6},{accuracy:.6},{seconds:.3}\n");
+            self.file
+                .write_all(row.as_bytes())
+                .map_err(|e| Error::io(&self.path, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// `YYYYmmdd-HHMMSS` in UTC (civil-from-days, Howard Hinnant's algorithm), to
+/// avoid a date crate for one file name.
+pub fn utc_stamp(t: std::time::SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_stamp_matches_known_dates() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_906_420);
+        // 2026-11-28 22:53:40 UTC
+        assert_eq!(utc_stamp(t), "20261128-225340");
+        assert_eq!(utc_stamp(std::time::UNIX_EPOCH), "19700101-000000");
+    }
+
+    #[test]
+    fn a_non_empty_directory_is_never_reused() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("mine.txt"), "precious").unwrap();
+        let err = RunDir::create(t.path()).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert_eq!(std::fs::read_to_string(t.path().join("mine.txt")).unwrap(), "precious");
+        let fresh = t.path().join("new");
+        assert!(RunDir::create(&fresh).is_ok());
+    }
+}
