@@ -1,0 +1,469 @@
+//! Training one fold: a ResNet-18 from scratch with AdamW on fastai's one-cycle
+//! (or flat-cos) schedule, validated after every epoch.
+//!
+//! The loop reports through `FitHooks`, so the engine thread decides what an
+//! event means (log line, dashboard update) and when to pause or stop.
+
+use crate::config::{RunConfig, SchedulePolicy, TrainingConfig};
+use crate::error::{Error, Result};
+use crate::rng::Rng;
+use crate::run::Event;
+use crate::train::batches::{ImageSet, training_batches, validation_batches};
+use crate::train::optim::{AdamW, StepHypers};
+use crate::train::resnet::ResNet18;
+use crate::train::schedule::{flat_cos, one_cycle};
+use candle_core::{D, DType, Device, ModuleT};
+use candle_nn::VarMap;
+use std::time::Instant;
+
+pub use crate::train::batches::{Sample, steps_per_epoch};
+
+/// fastai's `Adam(mom=0.9)`: beta1 when the schedule does not set it (flat-cos).
+pub const ADAM_BETA1: f64 = 0.9;
+
+/// The `Rng` stream of the initial weights (shuffles use the epoch number as stream).
+const INIT_STREAM: u64 = 0x494E_4954_5745_4947; // "INITWEIG"
+
+/// The images of one fold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FoldData {
+    pub train: Vec<Sample>,
+    pub valid: Vec<Sample>,
+    pub num_classes: usize,
+}
+
+/// What the loop should do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Stop,
+}
+
+pub trait FitHooks {
+    /// Every Event the loop produces (EpochStarted, Batch, EpochEnded) goes here.
+    fn event(&mut self, event: Event);
+    /// Called before every training batch; it may block (while the run is paused).
+    /// Stop means: finish the current epoch (skip its remaining training batches,
+    /// still validate and emit EpochEnded), then return.
+    fn between_batches(&mut self, step: usize) -> Flow;
+}
+
+/// The outcome of a fold, from its last epoch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FitResult {
+    /// Mean training loss of the last epoch's batches (NaN if it ran none).
+    pub train_loss: f64,
+    pub valid_loss: f64,
+    pub accuracy: f64,
+    pub epochs_done: usize,
+    pub stopped: bool,
+    /// Softmax probabilities of every validation image, in `FoldData::valid` order.
+    pub valid_probs: Vec<Vec<f32>>,
+}
+
+/// The (lr, beta1) of every step of a fold, for the loop and for the dashboard.
+pub fn planned_schedule(cfg: &TrainingConfig, steps_per_epoch: usize) -> Vec<(f64, f64)> {
+    let n = cfg.epochs * steps_per_epoch;
+    match cfg.policy {
+        SchedulePolicy::OneCycle => {
+            one_cycle(n, cfg.lr, cfg.div, cfg.div_final, cfg.pct_start, cfg.moms)
+        }
+        SchedulePolicy::FlatCos => flat_cos(n, cfg.lr, cfg.div_final, cfg.pct_start, ADAM_BETA1),
+    }
+}
+
+/// Train a fresh ResNet-18 on `data.train` and validate on `data.valid` after each epoch.
+pub fn fit_fold(
+    cfg: &RunConfig,
+    fold: usize,
+    data: &FoldData,
+    hooks: &mut dyn FitHooks,
+) -> Result<FitResult> {
+    let t = &cfg.training;
+    check_data(data)?;
+    let device = Device::Cpu;
+    let train_set = ImageSet::load(&data.train, t.size)?;
+    let valid_set = ImageSet::load(&data.valid, t.size)?;
+
+    let varmap = VarMap::new();
+    let model = ResNet18::new(
+        data.num_classes,
+        &varmap,
+        &device,
+        Rng::derived(t.seed, INIT_STREAM),
+    )?;
+    let mut opt = AdamW::new(model.trainable().to_vec());
+    let steps = steps_per_epoch(train_set.len(), t.batch_size);
+    let schedule = planned_schedule(t, steps);
+
+    let mut step = 0;
+    let mut result = FitResult {
+        train_loss: f64::NAN,
+        valid_loss: f64::NAN,
+        accuracy: f64::NAN,
+        epochs_done: 0,
+        stopped: false,
+        valid_probs: Vec::new(),
+    };
+    for epoch in 0..t.epochs {
+        hooks.event(Event::EpochStarted { fold, epoch });
+        let started = Instant::now();
+        let mut loss_sum = 0.0;
+        let mut batches_run = 0;
+        for batch in training_batches(train_set.len(), t.batch_size, t.seed, epoch) {
+            if hooks.between_batches(step) == Flow::Stop {
+                result.stopped = true;
+                break;
+            }
+            let (lr, mom) = *schedule
+                .get(step)
+                .ok_or_else(|| Error::Internal(format!("step {step} is past the schedule")))?;
+            let (x, y) = train_set.batch(&batch, &device)?;
+            let loss = candle_nn::loss::cross_entropy(&model.forward_t(&x, true)?, &y)?;
+            let grads = loss.backward()?;
+            let hypers = StepHypers {
+                lr,
+                beta1: mom,
+                beta2: t.beta2,
+                eps: t.eps,
+                weight_decay: t.weight_decay,
+            };
+            opt.step(&grads, hypers)?;
+            let loss = loss.to_scalar::<f32>()? as f64;
+            loss_sum += loss;
+            batches_run += 1;
+            hooks.event(Event::Batch {
+                fold,
+                epoch,
+                step,
+                loss,
+                lr,
+                mom,
+            });
+            step += 1;
+        }
+        let valid = validate(&model, &valid_set, t.batch_size, &device)?;
+        result.train_loss = loss_sum / batches_run as f64;
+        result.valid_loss = valid.loss;
+        result.accuracy = valid.accuracy;
+        result.valid_probs = valid.probs;
+        result.epochs_done = epoch + 1;
+        hooks.event(Event::EpochEnded {
+            fold,
+            epoch,
+            train_loss: result.train_loss,
+            valid_loss: result.valid_loss,
+            accuracy: result.accuracy,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+        if result.stopped {
+            break;
+        }
+    }
+    Ok(result)
+}
+
+/// Reject fold data the loop cannot train on, with a message saying why.
+fn check_data(data: &FoldData) -> Result<()> {
+    if data.num_classes < 2 {
+        return Err(Error::input(format!(
+            "training needs at least 2 classes, got {}",
+            data.num_classes
+        )));
+    }
+    // Batch statistics need more than one value per channel.
+    if data.train.len() < 2 {
+        return Err(Error::input(format!(
+            "a fold needs at least 2 training images, got {}",
+            data.train.len()
+        )));
+    }
+    if data.valid.is_empty() {
+        return Err(Error::input(
+            "a fold needs at least 1 validation image, got 0",
+        ));
+    }
+    if let Some(s) = data
+        .train
+        .iter()
+        .chain(&data.valid)
+        .find(|s| s.class >= data.num_classes)
+    {
+        return Err(Error::input(format!(
+            "{}: class index {} is out of range for {} classes",
+            s.path.display(),
+            s.class,
+            data.num_classes
+        )));
+    }
+    Ok(())
+}
+
+struct Validation {
+    loss: f64,
+    accuracy: f64,
+    probs: Vec<Vec<f32>>,
+}
+
+/// Mean cross-entropy, accuracy and probabilities over the validation set, in eval mode.
+fn validate(
+    model: &ResNet18,
+    set: &ImageSet,
+    batch_size: usize,
+    device: &Device,
+) -> Result<Validation> {
+    let mut loss_sum = 0.0;
+    let mut correct = 0usize;
+    let mut probs = Vec::with_capacity(set.len());
+    for batch in validation_batches(set.len(), batch_size) {
+        let (x, y) = set.batch(&batch, device)?;
+        let logits = model.forward_t(&x, false)?.detach();
+        let loss = candle_nn::loss::cross_entropy(&logits, &y)?.to_scalar::<f32>()? as f64;
+        loss_sum += loss * batch.len() as f64;
+        let predicted = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
+        correct += predicted
+            .iter()
+            .zip(y.to_vec1::<u32>()?)
+            .filter(|(p, y)| **p == *y)
+            .count();
+        let p = candle_nn::ops::softmax_last_dim(&logits.to_dtype(DType::F32)?)?;
+        probs.extend(p.to_vec2::<f32>()?);
+    }
+    let n = set.len() as f64;
+    Ok(Validation {
+        loss: loss_sum / n,
+        accuracy: correct as f64 / n,
+        probs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// Records every event; stops before `stop_at` if set.
+    #[derive(Default)]
+    struct Recorder {
+        events: Vec<Event>,
+        stop_at: Option<usize>,
+    }
+
+    impl FitHooks for Recorder {
+        fn event(&mut self, event: Event) {
+            self.events.push(event);
+        }
+        fn between_batches(&mut self, step: usize) -> Flow {
+            if Some(step) == self.stop_at {
+                Flow::Stop
+            } else {
+                Flow::Continue
+            }
+        }
+    }
+
+    impl Recorder {
+        fn batch_losses(&self) -> Vec<f64> {
+            self.events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Batch { loss, .. } => Some(*loss),
+                    _ => None,
+                })
+                .collect()
+        }
+    }
+
+    /// `n` noisy images per colour (class 0 red, class 1 blue) written as PNGs.
+    fn two_colours(dir: &Path, prefix: &str, n: usize, seed: u64) -> Vec<Sample> {
+        let mut rng = Rng::new(seed);
+        let mut samples = Vec::new();
+        for i in 0..2 * n {
+            let class = i % 2;
+            let img = image::RgbImage::from_fn(40, 40, |_, _| {
+                let noise = rng.below(60) as u8;
+                if class == 0 {
+                    image::Rgb([195 + noise, noise, noise])
+                } else {
+                    image::Rgb([noise, noise, 195 + noise])
+                }
+            });
+            let path = dir.join(format!("{prefix}{i}.png"));
+            img.save(&path).unwrap();
+            samples.push(Sample { path, class });
+        }
+        samples
+    }
+
+    fn tiny_config(epochs: usize, lr: f64) -> RunConfig {
+        let mut cfg = RunConfig::default();
+        cfg.training.epochs = epochs;
+        cfg.training.size = 32;
+        cfg.training.batch_size = 4;
+        cfg.training.lr = lr;
+        cfg
+    }
+
+    #[test]
+    fn schedule_covers_every_step() {
+        let mut t = TrainingConfig::default();
+        t.epochs = 3;
+        let s = planned_schedule(&t, 4);
+        assert_eq!(s.len(), 12);
+        assert!((s[0].0 - t.lr / t.div).abs() < 1e-15);
+        assert_eq!(s[0].1, 0.95);
+        t.policy = SchedulePolicy::FlatCos;
+        t.pct_start = 0.75;
+        let s = planned_schedule(&t, 4);
+        assert_eq!(s[0], (t.lr, ADAM_BETA1));
+        assert!(s.iter().all(|x| x.1 == ADAM_BETA1));
+    }
+
+    #[test]
+    fn same_config_and_data_give_identical_losses() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = FoldData {
+            train: two_colours(dir.path(), "t", 4, 1),
+            valid: two_colours(dir.path(), "v", 1, 2),
+            num_classes: 2,
+        };
+        let cfg = tiny_config(2, 1e-3);
+        let run = || {
+            let mut rec = Recorder::default();
+            let result = fit_fold(&cfg, 3, &data, &mut rec).unwrap();
+            (rec, result)
+        };
+        let (a, ra) = run();
+        let (b, rb) = run();
+        assert_eq!(a.batch_losses().len(), 4, "2 epochs x 2 steps");
+        let bits = |r: &Recorder| {
+            r.batch_losses()
+                .iter()
+                .map(|l| l.to_bits())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(bits(&a), bits(&b));
+        assert_eq!(ra.valid_loss.to_bits(), rb.valid_loss.to_bits());
+        assert_eq!(ra.valid_probs, rb.valid_probs);
+        assert_eq!(ra.epochs_done, 2);
+        assert!(!ra.stopped);
+        // Event order: EpochStarted, Batch x2, EpochEnded per epoch, all of fold 3.
+        let kinds: Vec<&str> = a
+            .events
+            .iter()
+            .map(|e| match e {
+                Event::EpochStarted { fold: 3, .. } => "start",
+                Event::Batch { fold: 3, .. } => "batch",
+                Event::EpochEnded { fold: 3, .. } => "end",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "start", "batch", "batch", "end", "start", "batch", "batch", "end"
+            ]
+        );
+        let steps: Vec<usize> = a
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Batch { step, .. } => Some(*step),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(steps, [0, 1, 2, 3]);
+        assert_eq!(ra.valid_probs.len(), 2);
+        for p in &ra.valid_probs {
+            assert_eq!(p.len(), 2);
+            assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    fn learns_red_versus_blue() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = FoldData {
+            train: two_colours(dir.path(), "t", 6, 3),
+            valid: two_colours(dir.path(), "v", 2, 4),
+            num_classes: 2,
+        };
+        let mut rec = Recorder::default();
+        // 2 epochs x 3 steps: each step costs about a second here, mostly the optimiser.
+        let result = fit_fold(&tiny_config(2, 3e-3), 0, &data, &mut rec).unwrap();
+        let losses = rec.batch_losses();
+        assert_eq!(losses.len(), 6);
+        let first = losses[..3].iter().sum::<f64>() / 3.0;
+        let last = losses[3..].iter().sum::<f64>() / 3.0;
+        assert!(last < first, "loss went from {first} to {last}");
+        assert_eq!(result.accuracy, 1.0, "{result:?}");
+    }
+
+    #[test]
+    fn stop_ends_after_the_current_epoch() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = FoldData {
+            train: two_colours(dir.path(), "t", 4, 5),
+            valid: two_colours(dir.path(), "v", 1, 6),
+            num_classes: 2,
+        };
+        let mut rec = Recorder {
+            stop_at: Some(1),
+            ..Default::default()
+        };
+        let result = fit_fold(&tiny_config(3, 1e-3), 0, &data, &mut rec).unwrap();
+        assert!(result.stopped);
+        assert_eq!(result.epochs_done, 1);
+        assert_eq!(rec.batch_losses().len(), 1);
+        assert!(result.train_loss.is_finite() && result.valid_loss.is_finite());
+        assert!(matches!(
+            rec.events.last(),
+            Some(Event::EpochEnded { epoch: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn corrupt_image_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut train = two_colours(dir.path(), "t", 2, 7);
+        let bad = dir.path().join("broken.jpg");
+        std::fs::write(&bad, [0xFF, 0xD8, 0xFF, 0xE0, 0, 1, 2]).unwrap();
+        train.push(Sample {
+            path: bad,
+            class: 0,
+        });
+        let data = FoldData {
+            train,
+            valid: two_colours(dir.path(), "v", 1, 8),
+            num_classes: 2,
+        };
+        let err = fit_fold(&tiny_config(1, 1e-3), 0, &data, &mut Recorder::default()).unwrap_err();
+        assert!(err.to_string().contains("broken.jpg"), "{err}");
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn bad_fold_data_is_an_input_error() {
+        let s = |class| Sample {
+            path: "x.png".into(),
+            class,
+        };
+        let cfg = tiny_config(1, 1e-3);
+        let cases = [
+            (vec![s(0), s(1)], vec![s(2)], 2, "out of range"),
+            (vec![s(0)], vec![s(1)], 2, "at least 2 training"),
+            (vec![s(0), s(1)], vec![], 2, "validation"),
+            (vec![s(0), s(0)], vec![s(0)], 1, "2 classes"),
+        ];
+        for (train, valid, num_classes, want) in cases {
+            let data = FoldData {
+                train,
+                valid,
+                num_classes,
+            };
+            let err = fit_fold(&cfg, 0, &data, &mut Recorder::default()).unwrap_err();
+            assert!(err.to_string().contains(want), "{err}");
+            assert_eq!(err.exit_code(), 2);
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! Training: the model, its optimiser and schedule, and the fold loop.
+//!
+//! `fit_fold` is the entry point: it loads a fold's images (`batches`), builds a
+//! ResNet-18 (`resnet`, named as torchvision via `params`), and steps AdamW
+//! (`optim`) along fastai's schedule (`schedule`).
+
+pub mod batches;
+pub mod fit;
+pub mod optim;
+pub mod params;
+pub mod resnet;
+pub mod schedule;
+
+pub use batches::Sample;
+pub use fit::{FitHooks, FitResult, Flow, FoldData, fit_fold, planned_schedule, steps_per_epoch};

@@ -1,0 +1,164 @@
+//! Building a model's parameters into a `VarMap` under PyTorch's names, with
+//! initial values drawn from our own seeded `Rng`.
+//!
+//! candle's CPU `randn` cannot be seeded, so every initial weight is computed
+//! here from `Rng` draws, in a fixed order, and the same seed always gives the
+//! same model. Each parameter is also recorded as trainable or not (running
+//! statistics are buffers) and with or without weight decay (fastai's
+//! `wd_bn_bias=False`: no decay on norm weights and on biases).
+
+use crate::error::{Error, Result};
+use crate::rng::Rng;
+use candle_core::{Device, Tensor, Var};
+use candle_nn::{BatchNorm, Conv2d, Conv2dConfig, Linear, VarMap};
+
+/// PyTorch's BatchNorm2d defaults.
+const BN_EPS: f64 = 1e-5;
+
+/// A variable the optimiser updates.
+#[derive(Debug, Clone)]
+pub struct TrainParam {
+    /// The PyTorch name, as in the `VarMap` and in checkpoints.
+    pub name: String,
+    pub var: Var,
+    /// False for norm weights/biases and all biases (fastai's `wd_bn_bias=False`).
+    pub weight_decay: bool,
+}
+
+/// Adds named, initialised variables to a `VarMap` and records the trainable ones.
+pub struct ParamBuilder<'a> {
+    varmap: &'a VarMap,
+    device: Device,
+    rng: Rng,
+    trainable: Vec<TrainParam>,
+}
+
+impl<'a> ParamBuilder<'a> {
+    pub fn new(varmap: &'a VarMap, device: &Device, rng: Rng) -> Self {
+        ParamBuilder {
+            varmap,
+            device: device.clone(),
+            rng,
+            trainable: Vec::new(),
+        }
+    }
+
+    /// The trainable parameters added so far, in creation order.
+    pub fn into_trainable(self) -> Vec<TrainParam> {
+        self.trainable
+    }
+
+    /// A bias-free convolution initialised as torchvision's ResNet does:
+    /// `kaiming_normal_(mode="fan_out", nonlinearity="relu")`, std = sqrt(2 / fan_out).
+    pub fn conv2d(
+        &mut self,
+        name: &str,
+        c_in: usize,
+        c_out: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    ) -> Result<Conv2d> {
+        let fan_out = c_out * kernel * kernel;
+        let std = (2.0 / fan_out as f64).sqrt();
+        let values = (0..c_out * c_in * kernel * kernel)
+            .map(|_| (self.rng.normal() * std) as f32)
+            .collect();
+        let weight = self.add(
+            &format!("{name}.weight"),
+            values,
+            &[c_out, c_in, kernel, kernel],
+            Kind::Decayed,
+        )?;
+        let config = Conv2dConfig {
+            padding,
+            stride,
+            dilation: 1,
+            groups: 1,
+            cudnn_fwd_algo: None,
+        };
+        Ok(Conv2d::new(weight, None, config))
+    }
+
+    /// A BatchNorm2d with weight 1, bias 0, running mean 0 and running variance 1.
+    /// candle's `forward_t(x, true)` uses batch statistics and updates the running
+    /// ones with momentum 0.1 and the unbiased variance, as PyTorch does.
+    pub fn batch_norm(&mut self, name: &str, channels: usize) -> Result<BatchNorm> {
+        let weight = self.add(
+            &format!("{name}.weight"),
+            vec![1.0; channels],
+            &[channels],
+            Kind::NotDecayed,
+        )?;
+        let bias = self.add(
+            &format!("{name}.bias"),
+            vec![0.0; channels],
+            &[channels],
+            Kind::NotDecayed,
+        )?;
+        let mean = self.add(
+            &format!("{name}.running_mean"),
+            vec![0.0; channels],
+            &[channels],
+            Kind::Buffer,
+        )?;
+        let var = self.add(
+            &format!("{name}.running_var"),
+            vec![1.0; channels],
+            &[channels],
+            Kind::Buffer,
+        )?;
+        // The running stats passed in are VarMap variables, so BatchNorm updates them in place.
+        Ok(BatchNorm::new(channels, mean, var, weight, bias, BN_EPS)?)
+    }
+
+    /// A linear layer with PyTorch's default init: weight and bias uniform in
+    /// ±1/sqrt(fan_in) (kaiming_uniform_ with a = sqrt(5) works out to that bound).
+    pub fn linear(&mut self, name: &str, c_in: usize, c_out: usize) -> Result<Linear> {
+        let bound = 1.0 / (c_in as f64).sqrt();
+        let w = (0..c_out * c_in)
+            .map(|_| self.rng.uniform(-bound, bound) as f32)
+            .collect();
+        let weight = self.add(&format!("{name}.weight"), w, &[c_out, c_in], Kind::Decayed)?;
+        let b = (0..c_out)
+            .map(|_| self.rng.uniform(-bound, bound) as f32)
+            .collect();
+        let bias = self.add(&format!("{name}.bias"), b, &[c_out], Kind::NotDecayed)?;
+        Ok(Linear::new(weight, Some(bias)))
+    }
+
+    fn add(&mut self, name: &str, values: Vec<f32>, shape: &[usize], kind: Kind) -> Result<Tensor> {
+        let tensor = Tensor::from_vec(values, shape, &self.device)?;
+        let var = Var::from_tensor(&tensor)?;
+        let mut map = self
+            .varmap
+            .data()
+            .lock()
+            .map_err(|_| Error::Internal("the model's VarMap lock is poisoned".into()))?;
+        if map.contains_key(name) {
+            return Err(Error::Internal(format!("parameter {name} defined twice")));
+        }
+        map.insert(name.to_string(), var.clone());
+        let weight_decay = match kind {
+            Kind::Buffer => return Ok(var.as_tensor().clone()),
+            Kind::Decayed => true,
+            Kind::NotDecayed => false,
+        };
+        self.trainable.push(TrainParam {
+            name: name.to_string(),
+            var: var.clone(),
+            weight_decay,
+        });
+        Ok(var.as_tensor().clone())
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    /// Trainable with weight decay.
+    Decayed,
+    /// Trainable without weight decay.
+    NotDecayed,
+    /// Not trainable (running statistics).
+    Buffer,
+}

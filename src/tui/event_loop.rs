@@ -1,0 +1,93 @@
+//! The dashboard's loop: keys, engine events and a render tick, one `select!`.
+//!
+//! Drawing happens only on the tick and only when something changed, so a
+//! burst of events (replaying a long events.jsonl, fast batches) costs one
+//! frame per tick, at most ten a second.
+
+use std::io;
+use std::sync::mpsc::Sender;
+use std::time::Duration;
+
+use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
+use futures::StreamExt;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::time::MissedTickBehavior;
+
+use super::input::handle_key;
+use super::state::App;
+use super::terminal::TerminalGuard;
+use super::theme::Theme;
+use super::ui::draw;
+use crate::run::{Command, Stamped};
+
+/// The shortest time between two frames.
+const FRAME_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Show the dashboard until the user leaves: after the run ended (`q`), after a
+/// confirmed stop once `RunEnded` arrives, or at once with `q` while stopping.
+///
+/// `events` is the engine's stream; `commands` goes to the engine. The terminal
+/// is restored on return, on error and on panic.
+pub async fn run_dashboard(
+    mut events: UnboundedReceiver<Stamped>,
+    commands: Sender<Command>,
+) -> io::Result<()> {
+    let mut guard = TerminalGuard::enter()?;
+    let theme = Theme::default();
+    let mut app = App::default();
+    let mut keys = EventStream::new();
+    let mut tick = tokio::time::interval(FRAME_INTERVAL);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut dirty = true;
+    let mut events_open = true;
+
+    while !app.should_exit() {
+        tokio::select! {
+            _ = tick.tick() => {
+                if dirty {
+                    guard.terminal.draw(|frame| draw(frame, &app, &theme))?;
+                    dirty = false;
+                }
+            }
+            key = keys.next() => match key {
+                Some(Ok(TermEvent::Key(key))) if key.kind == KeyEventKind::Press => {
+                    if let Some(command) = handle_key(&mut app, &key)
+                        && commands.send(command).is_err()
+                    {
+                        // The engine dropped its receiver: nothing will answer.
+                        app.engine_disconnected();
+                    }
+                    dirty = true;
+                }
+                Some(Ok(TermEvent::Resize(..))) => dirty = true,
+                Some(Ok(_)) => {}
+                Some(Err(err)) => return Err(err),
+                // The terminal's input closed; there is no way to steer any more.
+                None => break,
+            },
+            event = events.recv(), if events_open => {
+                match event {
+                    Some(event) => app.apply(&event),
+                    None => {
+                        events_open = false;
+                        app.engine_disconnected();
+                    }
+                }
+                dirty = true;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `run_dashboard` on a current-thread tokio runtime of its own, for callers
+/// that are not async. Must not be called from inside a tokio runtime.
+pub fn run_dashboard_blocking(
+    events: UnboundedReceiver<Stamped>,
+    commands: Sender<Command>,
+) -> io::Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(run_dashboard(events, commands))
+}

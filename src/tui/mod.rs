@@ -1,0 +1,24 @@
+//! The terminal dashboard.
+//!
+//! State (`state::App`) is built only by folding the engine's `Stamped` events
+//! and by key presses (`input`); drawing (`ui::draw` and `panes/`) only reads
+//! it. The loop (`event_loop`) and the terminal (`terminal`) are the only parts
+//! that touch a real terminal, so everything else runs in tests on ratatui's
+//! `TestBackend`.
+
+pub mod eta;
+pub mod event_loop;
+pub mod input;
+pub mod keymap;
+pub mod layout;
+pub mod panes;
+pub mod state;
+pub mod terminal;
+pub mod theme;
+pub mod ui;
+
+pub use event_loop::{run_dashboard, run_dashboard_blocking};
+pub use input::{handle_action, handle_key};
+pub use state::{App, EndStatus, Overlay, RunState};
+pub use theme::Theme;
+pub use ui::draw;

@@ -1,0 +1,35 @@
+//! The "Stop the run? (y/n)" question, opened by `q`.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Clear, Paragraph, Wrap};
+
+use super::pane_block;
+use crate::tui::keymap::{Context, bindings_in};
+use crate::tui::theme::Theme;
+
+pub fn render(frame: &mut Frame, area: Rect, theme: &Theme) {
+    let mut answers = vec![Span::raw(" ")];
+    for binding in bindings_in(Context::ConfirmStop) {
+        answers.push(Span::styled(binding.label, theme.key));
+        answers.push(Span::styled(format!(" {}   ", binding.hint), theme.muted));
+    }
+    let lines = vec![
+        Line::from(Span::styled(" Stop the run? (y/n)", theme.title)),
+        Line::from(Span::styled(
+            " The current epoch finishes and a checkpoint is written.",
+            theme.text,
+        )),
+        Line::default(),
+        Line::from(answers),
+    ];
+    let popup = area.centered(Constraint::Max(62), Constraint::Max(6));
+    frame.render_widget(Clear, popup);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(pane_block("stop", theme).border_style(theme.warning))
+            .wrap(Wrap { trim: false }),
+        popup,
+    );
+}

@@ -1,0 +1,42 @@
+//! The `?` overlay: every key, printed from the key table.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Clear, Paragraph, Wrap};
+
+use super::pane_block;
+use crate::tui::keymap::{Binding, Context, bindings_in};
+use crate::tui::theme::Theme;
+
+/// The widest key label, so help sentences line up.
+const KEY_COLUMN: usize = 10;
+
+pub fn render(frame: &mut Frame, area: Rect, theme: &Theme) {
+    let mut lines: Vec<Line> = bindings_in(Context::Main)
+        .map(|b| binding_line(b, theme))
+        .collect();
+    lines.push(Line::default());
+    lines.push(Line::from(Span::styled(
+        "In the stop question:",
+        theme.muted,
+    )));
+    lines.extend(bindings_in(Context::ConfirmStop).map(|b| binding_line(b, theme)));
+
+    let height = u16::try_from(lines.len() + 2).unwrap_or(u16::MAX);
+    let popup = area.centered(Constraint::Max(78), Constraint::Max(height));
+    frame.render_widget(Clear, popup);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(pane_block("keys · ? or esc closes", theme))
+            .wrap(Wrap { trim: false }),
+        popup,
+    );
+}
+
+fn binding_line(binding: &Binding, theme: &Theme) -> Line<'static> {
+    Line::from(vec![
+        Span::styled(format!(" {:>KEY_COLUMN$}  ", binding.label), theme.key),
+        Span::styled(binding.help, theme.text),
+    ])
+}

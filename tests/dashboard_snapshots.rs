@@ -1,0 +1,189 @@
+//! The dashboard drawn from a recorded event stream on ratatui's `TestBackend`.
+//!
+//! Snapshots pin the text; colours are not in them, so a few style assertions
+//! check the roles that carry meaning (state badge, current fold, pending).
+
+use orchard::run::{Command, Event, Stamped};
+use orchard::tui::keymap::Action;
+use orchard::tui::{App, Theme, draw, handle_action};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+
+const FIXTURE: &str = include_str!("fixtures/run_events.jsonl");
+
+fn recorded_events() -> Vec<Stamped> {
+    FIXTURE
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| serde_json::from_str(line).expect("fixture line is a Stamped event"))
+        .collect()
+}
+
+fn recorded_app() -> App {
+    App::from_events(&recorded_events())
+}
+
+fn render(app: &App, width: u16, height: u16) -> Buffer {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("test terminal");
+    terminal
+        .draw(|frame| draw(frame, app, &Theme::default()))
+        .expect("draw");
+    terminal.backend().buffer().clone()
+}
+
+/// The screen as plain text, one line per row, trailing spaces kept. The
+/// dashboard draws only single-width characters, so cells map to columns.
+fn screen_text(buffer: &Buffer) -> String {
+    (0..buffer.area.height)
+        .map(|y| row(buffer, y) + "\n")
+        .collect()
+}
+
+/// Row `y` of the screen as text.
+fn row(buffer: &Buffer, y: u16) -> String {
+    (0..buffer.area.width)
+        .map(|x| buffer[(x, y)].symbol().to_string())
+        .collect()
+}
+
+/// Position of the first cell of `needle` on the screen.
+fn find(buffer: &Buffer, needle: &str) -> Option<(u16, u16)> {
+    (0..buffer.area.height).find_map(|y| {
+        let line = row(buffer, y);
+        let byte = line.find(needle)?;
+        let x = line[..byte].chars().count();
+        Some((u16::try_from(x).ok()?, y))
+    })
+}
+
+#[test]
+fn fixture_replays_to_the_expected_state() {
+    let app = recorded_app();
+    assert_eq!(app.state.label(), "RUNNING");
+    assert_eq!((app.fold, app.epoch, app.step), (Some(0), Some(2), Some(9)));
+    assert_eq!(app.total_steps(), Some(100));
+    assert_eq!(app.done_steps(), 10);
+    assert_eq!(app.current_fold_epochs().count(), 2);
+    // The pause (11.5 s .. 23 s) cleared the rate window: 24.2 .. 31.1 over 3 steps.
+    let eta = app.eta_seconds().expect("an ETA");
+    assert!((eta - 90.0 * 6.9 / 3.0).abs() < 1e-3, "{eta}");
+}
+
+#[test]
+fn dashboard_80x24() {
+    insta::assert_snapshot!(
+        "dashboard_80x24",
+        screen_text(&render(&recorded_app(), 80, 24))
+    );
+}
+
+#[test]
+fn dashboard_120x40() {
+    insta::assert_snapshot!(
+        "dashboard_120x40",
+        screen_text(&render(&recorded_app(), 120, 40))
+    );
+}
+
+#[test]
+fn stop_question_80x24() {
+    let mut app = recorded_app();
+    handle_action(&mut app, Action::Quit);
+    insta::assert_snapshot!("stop_question_80x24", screen_text(&render(&app, 80, 24)));
+}
+
+#[test]
+fn help_overlay_120x40() {
+    let mut app = recorded_app();
+    handle_action(&mut app, Action::ToggleHelp);
+    insta::assert_snapshot!("help_overlay_120x40", screen_text(&render(&app, 120, 40)));
+}
+
+#[test]
+fn stopped_run_80x24() {
+    let mut events = recorded_events();
+    let end = events.last().map(|e| e.time).unwrap_or(0.0) + 1.0;
+    events.push(Stamped {
+        time: end,
+        event: Event::Stopping { step: 9 },
+    });
+    events.push(Stamped {
+        time: end + 2.0,
+        event: Event::RunEnded {
+            status: "stopped".into(),
+            message: "stopped by the user after epoch 2 of fold 0".into(),
+        },
+    });
+    let app = App::from_events(&events);
+    assert_eq!(app.state.label(), "STOPPED");
+    insta::assert_snapshot!("stopped_run_80x24", screen_text(&render(&app, 80, 24)));
+}
+
+#[test]
+fn nothing_panics_at_odd_sizes() {
+    let empty = App::default();
+    let mut full = recorded_app();
+    for (width, height) in [
+        (0, 0),
+        (1, 1),
+        (20, 5),
+        (10, 40),
+        (200, 3),
+        (59, 30),
+        (80, 12),
+        (300, 100),
+    ] {
+        render(&empty, width, height);
+        render(&full, width, height);
+    }
+    for action in [Action::ToggleHelp, Action::Quit] {
+        full.overlay = Default::default();
+        handle_action(&mut full, action);
+        for (width, height) in [(1, 1), (20, 5), (30, 8)] {
+            render(&full, width, height);
+        }
+    }
+}
+
+#[test]
+fn state_badge_uses_the_running_style() {
+    let buffer = render(&recorded_app(), 120, 40);
+    let (x, y) = find(&buffer, "RUNNING").expect("badge on screen");
+    let theme = Theme::default();
+    let expected = theme.state_running;
+    assert_eq!(buffer[(x, y)].fg, expected.fg.expect("badge fg"));
+    assert_eq!(buffer[(x, y)].bg, expected.bg.expect("badge bg"));
+}
+
+#[test]
+fn pending_pause_is_shown_in_its_style_until_acknowledged() {
+    let mut app = recorded_app();
+    assert_eq!(
+        handle_action(&mut app, Action::TogglePause),
+        Some(Command::Pause)
+    );
+    let buffer = render(&app, 120, 40);
+    let (x, y) = find(&buffer, "pausing…").expect("pending text on screen");
+    assert_eq!(Some(buffer[(x, y)].fg), Theme::default().pending.fg);
+    assert!(
+        find(&buffer, "RUNNING").is_some(),
+        "badge waits for the ack"
+    );
+
+    let step = app.step.unwrap_or(0);
+    app.apply(&Stamped::now(Event::Paused { step }));
+    let buffer = render(&app, 120, 40);
+    assert!(find(&buffer, "pausing…").is_none());
+    assert!(find(&buffer, "PAUSED").is_some());
+}
+
+#[test]
+fn current_fold_row_is_highlighted() {
+    let buffer = render(&recorded_app(), 120, 40);
+    let (x, y) = find(&buffer, "▶ 0").expect("current fold marker");
+    assert_eq!(Some(buffer[(x, y)].fg), Theme::default().current.fg);
+    // The next row is fold 1: same place, not highlighted.
+    assert_eq!(buffer[(x + 2, y + 1)].symbol(), "1");
+    assert_ne!(Some(buffer[(x + 2, y + 1)].fg), Theme::default().current.fg);
+}

@@ -1,0 +1,97 @@
+//! The engine on its own thread: pause really stops between batches, every
+//! command is acknowledged, and a run writes its directory.
+
+mod common;
+use common::*;
+use orchard::config::RunConfig;
+use orchard::data::{DataSpec, load_dataset};
+use orchard::run::{Command, Event, RunDir, RunPlan, Stamped, start};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+fn tiny_config(data: &std::path::Path) -> RunConfig {
+    let mut cfg = RunConfig::default();
+    cfg.data.path = data.to_path_buf();
+    cfg.folds.k = 2;
+    cfg.folds.fold = Some(0);
+    cfg.training.size = 16;
+    cfg.training.batch_size = 2;
+    cfg.training.epochs = 2;
+    cfg
+}
+
+/// Wait for the next event matching `pred`, failing after `secs`.
+fn wait_for(rx: &mut UnboundedReceiver<Stamped>, secs: u64, pred: impl Fn(&Event) -> bool) -> Vec<Event> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        match rx.try_recv() {
+            Ok(s) => {
+                let hit = pred(&s.event);
+                seen.push(s.event);
+                if hit {
+                    return seen;
+                }
+            }
+            Err(tokio::sync::mpsc::error::TryRecvError::Empty) => std::thread::sleep(Duration::from_millis(5)),
+            Err(_) => break,
+        }
+    }
+    panic!("event not seen within {secs}s; saw {seen:?}");
+}
+
+#[test]
+fn pause_stops_batches_until_resume() {
+    let t = tempfile::tempdir().unwrap();
+    let data = one_hot_dataset(&t.path().join("data"), &["red", "blue"], &[12, 12]);
+    let cfg = tiny_config(&data);
+    let ds = load_dataset(&DataSpec::new(&data)).unwrap();
+    let run_dir = RunDir::create(&t.path().join("run")).unwrap();
+    let plan = RunPlan::prepare(cfg, ds, run_dir).unwrap();
+    let mut h = start(plan).unwrap();
+
+    wait_for(&mut h.events, 60, |e| matches!(e, Event::Batch { .. }));
+    h.commands.send(Command::Pause).unwrap();
+    wait_for(&mut h.events, 60, |e| matches!(e, Event::Paused { .. }));
+    // While paused, nothing at all may happen: no batch, no epoch end.
+    std::thread::sleep(Duration::from_millis(800));
+    let mut while_paused = Vec::new();
+    while let Ok(s) = h.events.try_recv() {
+        while_paused.push(s.event);
+    }
+    assert!(while_paused.is_empty(), "events while paused: {while_paused:?}");
+
+    h.commands.send(Command::Resume).unwrap();
+    wait_for(&mut h.events, 60, |e| matches!(e, Event::Resumed { .. }));
+    wait_for(&mut h.events, 60, |e| matches!(e, Event::Batch { .. }));
+    let rest = wait_for(&mut h.events, 120, |e| matches!(e, Event::RunEnded { .. }));
+    match rest.last().unwrap() {
+        Event::RunEnded { status, .. } => assert_eq!(status, "completed"),
+        _ => unreachable!(),
+    }
+    let outcome = h.thread.join().unwrap().unwrap();
+    assert!(!outcome.stopped);
+}
+
+#[test]
+fn stop_is_acknowledged_and_ends_after_the_epoch() {
+    let t = tempfile::tempdir().unwrap();
+    let data = one_hot_dataset(&t.path().join("data"), &["red", "blue"], &[12, 12]);
+    let mut cfg = tiny_config(&data);
+    cfg.training.epochs = 5;
+    let ds = load_dataset(&DataSpec::new(&data)).unwrap();
+    let run_dir = RunDir::create(&t.path().join("run")).unwrap();
+    let plan = RunPlan::prepare(cfg, ds, run_dir).unwrap();
+    let mut h = start(plan).unwrap();
+    wait_for(&mut h.events, 60, |e| matches!(e, Event::Batch { .. }));
+    h.commands.send(Command::Stop).unwrap();
+    let seen = wait_for(&mut h.events, 120, |e| matches!(e, Event::RunEnded { .. }));
+    assert!(seen.iter().any(|e| matches!(e, Event::Stopping { .. })), "{seen:?}");
+    let epochs_ended = seen.iter().filter(|e| matches!(e, Event::EpochEnded { .. })).count();
+    assert_eq!(epochs_ended, 1, "the current epoch finishes, no more: {seen:?}");
+    match seen.last().unwrap() {
+        Event::RunEnded { status, .. } => assert_eq!(status, "stopped"),
+        _ => unreachable!(),
+    }
+    assert!(h.thread.join().unwrap().unwrap().stopped);
+}

@@ -1,0 +1,78 @@
+//! The real binary, headless, on a slice of the embedded demo set.
+
+mod common;
+use common::*;
+
+#[test]
+fn headless_run_on_a_demo_slice_writes_its_run_directory() {
+    let t = tempfile::tempdir().unwrap();
+    let run_dir = t.path().join("run");
+    let (code, out, err) = run(&[
+        "train",
+        "--data",
+        demo().to_str().unwrap(),
+        "--headless",
+        "--limit",
+        "60",
+        "--k",
+        "3",
+        "--fold",
+        "0",
+        "--epochs",
+        "1",
+        "--size",
+        "32",
+        "--bs",
+        "8",
+        "--run-dir",
+        run_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+
+    // fastai-style lines.
+    assert!(out.contains("epoch  train_loss  valid_loss  accuracy  time"), "{out}");
+    let epoch_line = out.lines().find(|l| l.starts_with("0 ")).expect("an epoch line");
+    let fields: Vec<&str> = epoch_line.split_whitespace().collect();
+    assert_eq!(fields.len(), 5, "{epoch_line}");
+    for f in &fields[1..4] {
+        let v: f64 = f.parse().unwrap();
+        assert!(v.is_finite() && v >= 0.0, "{epoch_line}");
+    }
+    assert!(out.contains("run completed"), "{out}");
+
+    // events.jsonl: one JSON object per line, with a timestamp, in order.
+    let events = std::fs::read_to_string(run_dir.join("events.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = events.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let kinds: Vec<&str> = lines.iter().map(|v| v["event"].as_str().unwrap()).collect();
+    assert_eq!(kinds.first(), Some(&"run_started"));
+    assert_eq!(kinds.last(), Some(&"run_ended"));
+    assert!(kinds.contains(&"fold_started") && kinds.contains(&"epoch_ended"));
+    let batches = lines.iter().filter(|v| v["event"] == "batch").count();
+    // 40 training images, batch 8, drop-last: 5 steps.
+    assert_eq!(batches, 5, "{kinds:?}");
+    assert!(lines.iter().all(|v| v["time"].as_f64().unwrap() > 1.7e9));
+    let b = lines.iter().find(|v| v["event"] == "batch").unwrap();
+    assert!(b["lr"].as_f64().unwrap() > 0.0 && b["mom"].as_f64().unwrap() > 0.8);
+
+    // metrics.csv: the header and one row.
+    let metrics = std::fs::read_to_string(run_dir.join("metrics.csv")).unwrap();
+    let rows: Vec<&str> = metrics.lines().collect();
+    assert_eq!(rows[0], "fold,epoch,train_loss,valid_loss,accuracy,seconds");
+    assert_eq!(rows.len(), 2, "{metrics}");
+    assert!(rows[1].starts_with("0,0,"));
+
+    // The resolved config parses back and says what ran.
+    let cfg = orchard::config::RunConfig::load(&run_dir.join("config.toml")).unwrap();
+    assert_eq!(cfg.training.size, 32);
+    assert_eq!(cfg.folds.fold, Some(0));
+    assert!(run_dir.join("folds.csv").is_file());
+}
+
+#[test]
+fn an_existing_run_directory_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    std::fs::write(t.path().join("notes.txt"), "mine").unwrap();
+    let (code, _, err) = run(&["train", "--headless", "--run-dir", t.path().to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("already exists"), "{err}");
+}
