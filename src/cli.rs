@@ -166,6 +166,8 @@ fn parse_class_usize(s: &str) -> Result<(String, usize), String> {
 
 fn parse_class_f64(s: &str) -> Result<(String, f64), String> {
     let (c, v) = split_rule(s)?;
-    let f = v.parse().map_err(|_| format!("{s:?}: {v:?} is not a number"))?;
+    let f = v
+        .parse()
+        .map_err(|_| format!("{s:?}: {v:?} is not a number"))?;
     Ok((c, f))
 }

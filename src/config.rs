@@ -15,8 +15,20 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// The embedded demo data set, relative to the crate root.
-pub const DEMO_DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/demo");
+/// The embedded demo data set, relative to the repository root.
+pub const DEMO_DATA: &str = "data/demo";
+
+/// Resolve a data path: the demo set's relative path also works from any
+/// directory, as long as the checkout the binary was built from is still there.
+pub fn resolve_data_path(path: &Path) -> PathBuf {
+    if path == Path::new(DEMO_DATA) && !path.exists() {
+        let built = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEMO_DATA);
+        if built.exists() {
+            return built;
+        }
+    }
+    path.to_path_buf()
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -341,58 +353,222 @@ impl Default for DashboardConfig {
 /// One line of documentation for every key, printed by `orchard config --default`.
 /// A test checks that every key of the default config has one.
 const KEY_DOCS: &[(&str, &str, &str)] = &[
-    ("data", "path", "a directory with train.csv and images/, a CSV file, or a folder of class folders"),
-    ("data", "images", "where a CSV's images are when not in images/ beside it"),
-    ("data", "task", "auto | binary | multi-class | multi-label (auto detects from the labels)"),
-    ("data", "on_corrupt", "fail | skip: what to do with an image that cannot be decoded"),
-    ("folds", "k", "number of stratified folds (>= 2, <= the smallest class)"),
-    ("folds", "seed", "seed of the fold assignment: the same seed gives the same folds on any machine"),
-    ("folds", "fold", "train only this fold (0-based); all folds when absent"),
-    ("folds", "oversample", "repeat a class's TRAINING images N times, e.g. { multiple_diseases = 3 }"),
-    ("folds", "undersample", "keep a share F of a class's TRAINING images, e.g. { rust = 0.5 }"),
+    (
+        "data",
+        "path",
+        "a directory with train.csv and images/, a CSV file, or a folder of class folders",
+    ),
+    (
+        "data",
+        "images",
+        "where a CSV's images are when not in images/ beside it",
+    ),
+    (
+        "data",
+        "task",
+        "auto | binary | multi-class | multi-label (auto detects from the labels)",
+    ),
+    (
+        "data",
+        "on_corrupt",
+        "fail | skip: what to do with an image that cannot be decoded",
+    ),
+    (
+        "folds",
+        "k",
+        "number of stratified folds (>= 2, <= the smallest class)",
+    ),
+    (
+        "folds",
+        "seed",
+        "seed of the fold assignment: the same seed gives the same folds on any machine",
+    ),
+    (
+        "folds",
+        "fold",
+        "train only this fold (0-based); all folds when absent",
+    ),
+    (
+        "folds",
+        "oversample",
+        "repeat a class's TRAINING images N times, e.g. { multiple_diseases = 3 }",
+    ),
+    (
+        "folds",
+        "undersample",
+        "keep a share F of a class's TRAINING images, e.g. { rust = 0.5 }",
+    ),
     ("model", "arch", "architecture (resnet18)"),
-    ("model", "pretrained", "weights to start from (safetensors or .pth)"),
+    (
+        "model",
+        "pretrained",
+        "weights to start from (safetensors or .pth)",
+    ),
     ("training", "epochs", "epochs per fold"),
     ("training", "size", "square image side in pixels"),
-    ("training", "batch_size", "images per batch (fastai: 64; 32 suits small sets on a CPU)"),
-    ("training", "lr", "peak learning rate (fastai lr_max, default 1e-3)"),
-    ("training", "weight_decay", "decoupled weight decay (fastai: 0.01)"),
+    (
+        "training",
+        "batch_size",
+        "images per batch (fastai: 64; 32 suits small sets on a CPU)",
+    ),
+    (
+        "training",
+        "lr",
+        "peak learning rate (fastai lr_max, default 1e-3)",
+    ),
+    (
+        "training",
+        "weight_decay",
+        "decoupled weight decay (fastai: 0.01)",
+    ),
     ("training", "policy", "one-cycle | flat-cos"),
-    ("training", "pct_start", "share of steps spent warming up (fastai one-cycle: 0.25)"),
+    (
+        "training",
+        "pct_start",
+        "share of steps spent warming up (fastai one-cycle: 0.25)",
+    ),
     ("training", "div", "initial lr = lr / div (fastai: 25)"),
-    ("training", "div_final", "final lr = lr / div_final (fastai: 1e5)"),
-    ("training", "moms", "one-cycle momentum (beta1) start, middle, end (fastai: 0.95, 0.85, 0.95)"),
-    ("training", "beta2", "Adam's second-moment decay (fastai sqr_mom: 0.99)"),
+    (
+        "training",
+        "div_final",
+        "final lr = lr / div_final (fastai: 1e5)",
+    ),
+    (
+        "training",
+        "moms",
+        "one-cycle momentum (beta1) start, middle, end (fastai: 0.95, 0.85, 0.95)",
+    ),
+    (
+        "training",
+        "beta2",
+        "Adam's second-moment decay (fastai sqr_mom: 0.99)",
+    ),
     ("training", "eps", "Adam's epsilon (fastai: 1e-5)"),
-    ("training", "seed", "seed of initialisation, shuffling and augmentation"),
+    (
+        "training",
+        "seed",
+        "seed of initialisation, shuffling and augmentation",
+    ),
     ("training", "device", "cpu | cuda:N | auto"),
-    ("augmentation", "resize", "squish | crop | pad (fastai Resize method)"),
-    ("augmentation", "normalize", "imagenet | dataset (the training images' own mean/std)"),
-    ("augmentation", "batch_augment", "apply fastai's aug_transforms to every training batch"),
-    ("augmentation", "mult", "multiplies max_rotate, max_lighting and max_warp (fastai: 1.0)"),
-    ("augmentation", "do_flip", "random horizontal flip (fastai: true)"),
-    ("augmentation", "flip_vert", "all 8 dihedral symmetries instead of horizontal flips (fastai: false)"),
-    ("augmentation", "max_rotate", "largest rotation in degrees (fastai: 10)"),
+    (
+        "augmentation",
+        "resize",
+        "squish | crop | pad (fastai Resize method)",
+    ),
+    (
+        "augmentation",
+        "normalize",
+        "imagenet | dataset (the training images' own mean/std)",
+    ),
+    (
+        "augmentation",
+        "batch_augment",
+        "apply fastai's aug_transforms to every training batch",
+    ),
+    (
+        "augmentation",
+        "mult",
+        "multiplies max_rotate, max_lighting and max_warp (fastai: 1.0)",
+    ),
+    (
+        "augmentation",
+        "do_flip",
+        "random horizontal flip (fastai: true)",
+    ),
+    (
+        "augmentation",
+        "flip_vert",
+        "all 8 dihedral symmetries instead of horizontal flips (fastai: false)",
+    ),
+    (
+        "augmentation",
+        "max_rotate",
+        "largest rotation in degrees (fastai: 10)",
+    ),
     ("augmentation", "min_zoom", "smallest zoom (fastai: 1.0)"),
     ("augmentation", "max_zoom", "largest zoom (fastai: 1.1)"),
-    ("augmentation", "max_lighting", "brightness/contrast strength (fastai: 0.2)"),
-    ("augmentation", "max_warp", "perspective warp strength (fastai: 0.2)"),
-    ("augmentation", "p_affine", "probability of the affine part per image (fastai: 0.75)"),
-    ("augmentation", "p_lighting", "probability of the lighting part per image (fastai: 0.75)"),
-    ("augmentation", "min_scale", "below 1: RandomResizedCrop on the batch with this smallest scale (fastai: 1.0 = off)"),
+    (
+        "augmentation",
+        "max_lighting",
+        "brightness/contrast strength (fastai: 0.2)",
+    ),
+    (
+        "augmentation",
+        "max_warp",
+        "perspective warp strength (fastai: 0.2)",
+    ),
+    (
+        "augmentation",
+        "p_affine",
+        "probability of the affine part per image (fastai: 0.75)",
+    ),
+    (
+        "augmentation",
+        "p_lighting",
+        "probability of the lighting part per image (fastai: 0.75)",
+    ),
+    (
+        "augmentation",
+        "min_scale",
+        "below 1: RandomResizedCrop on the batch with this smallest scale (fastai: 1.0 = off)",
+    ),
     ("mixing", "method", "none | mixup | cutmix (training only)"),
-    ("mixing", "mixup_alpha", "MixUp's Beta(alpha, alpha) (fastai: 0.4)"),
-    ("mixing", "cutmix_alpha", "CutMix's Beta(alpha, alpha) (fastai: 1.0)"),
-    ("label_correction", "enabled", "progressive label correction (PLC) during training"),
-    ("label_correction", "warmup", "share of all iterations before the first correction"),
-    ("label_correction", "theta_start", "correction threshold after warm-up"),
-    ("label_correction", "theta_end", "correction threshold at the end of training"),
-    ("label_correction", "schedule", "linear | constant | cosine: theta from start to end"),
-    ("label_correction", "theta_step", "how much the dashboard's +/- keys move theta"),
+    (
+        "mixing",
+        "mixup_alpha",
+        "MixUp's Beta(alpha, alpha) (fastai: 0.4)",
+    ),
+    (
+        "mixing",
+        "cutmix_alpha",
+        "CutMix's Beta(alpha, alpha) (fastai: 1.0)",
+    ),
+    (
+        "label_correction",
+        "enabled",
+        "progressive label correction (PLC) during training",
+    ),
+    (
+        "label_correction",
+        "warmup",
+        "share of all iterations before the first correction",
+    ),
+    (
+        "label_correction",
+        "theta_start",
+        "correction threshold after warm-up",
+    ),
+    (
+        "label_correction",
+        "theta_end",
+        "correction threshold at the end of training",
+    ),
+    (
+        "label_correction",
+        "schedule",
+        "linear | constant | cosine: theta from start to end",
+    ),
+    (
+        "label_correction",
+        "theta_step",
+        "how much the dashboard's +/- keys move theta",
+    ),
     ("tta", "n", "augmented passes per image (fastai: 4)"),
-    ("tta", "beta", "weight of the plain pass: (1-beta)*mean(aug) + beta*plain (fastai: 0.25)"),
-    ("tta", "use_max", "combine with the max instead of the mean (fastai: false)"),
-    ("dashboard", "theme", "a theme name from themes/ or a path to a theme TOML"),
+    (
+        "tta",
+        "beta",
+        "weight of the plain pass: (1-beta)*mean(aug) + beta*plain (fastai: 0.25)",
+    ),
+    (
+        "tta",
+        "use_max",
+        "combine with the max instead of the mean (fastai: false)",
+    ),
+    (
+        "dashboard",
+        "theme",
+        "a theme name from themes/ or a path to a theme TOML",
+    ),
     ("dashboard", "fps", "most redraws per second"),
 ];
 
@@ -432,12 +608,18 @@ impl RunConfig {
         let bad = |key: &str, why: &str| Err(Error::input(format!("config key {key}: {why}")));
         let t = &self.training;
         if self.folds.k < 2 {
-            return bad("folds.k", &format!("is {}, but k-fold needs at least 2 folds", self.folds.k));
+            return bad(
+                "folds.k",
+                &format!("is {}, but k-fold needs at least 2 folds", self.folds.k),
+            );
         }
         if let Some(f) = self.folds.fold
             && f >= self.folds.k
         {
-            return bad("folds.fold", &format!("is {f}, but folds are numbered 0..{}", self.folds.k - 1));
+            return bad(
+                "folds.fold",
+                &format!("is {f}, but folds are numbered 0..{}", self.folds.k - 1),
+            );
         }
         if t.epochs == 0 {
             return bad("training.epochs", "must be at least 1");
@@ -446,7 +628,10 @@ impl RunConfig {
             return bad("training.batch_size", "must be at least 1");
         }
         if !(8..=4096).contains(&t.size) {
-            return bad("training.size", &format!("is {}, expected 8..=4096 pixels", t.size));
+            return bad(
+                "training.size",
+                &format!("is {}, expected 8..=4096 pixels", t.size),
+            );
         }
         if !(t.lr.is_finite() && t.lr > 0.0) {
             return bad("training.lr", "must be a positive number");
@@ -467,7 +652,10 @@ impl RunConfig {
         }
         for (class, n) in &self.folds.oversample {
             if *n == 0 {
-                return bad(&format!("folds.oversample.{class}"), "must be at least 1 (1 = unchanged)");
+                return bad(
+                    &format!("folds.oversample.{class}"),
+                    "must be at least 1 (1 = unchanged)",
+                );
             }
         }
         if !(0.0..1.0).contains(&self.label_correction.warmup) {
@@ -526,6 +714,7 @@ impl RunConfig {
 
 fn inline_value(v: &toml::Value) -> String {
     match v {
+        toml::Value::Table(t) if t.is_empty() => "{}".into(),
         toml::Value::Table(t) => {
             let parts: Vec<String> = t
                 .iter()
@@ -554,7 +743,10 @@ mod tests {
         let value = toml::Value::try_from(RunConfig::default()).unwrap();
         for (section, sec) in value.as_table().unwrap() {
             for key in sec.as_table().unwrap().keys() {
-                assert!(key_doc(section, key).is_some(), "{section}.{key} has no doc line");
+                assert!(
+                    key_doc(section, key).is_some(),
+                    "{section}.{key} has no doc line"
+                );
             }
         }
     }
@@ -574,6 +766,11 @@ mod tests {
         assert!(c.validate().unwrap_err().to_string().contains("folds.k"));
         let mut c = RunConfig::default();
         c.folds.undersample.insert("rust".into(), 1.5);
-        assert!(c.validate().unwrap_err().to_string().contains("folds.undersample.rust"));
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("folds.undersample.rust")
+        );
     }
 }

@@ -31,30 +31,51 @@ fn csv_without_id_column() {
     let t = tempfile::tempdir().unwrap();
     one_hot_dataset(t.path(), &["a", "b"], &[2, 2]);
     std::fs::write(t.path().join("train.csv"), "picture,a,b\nimg0000,1,0\n").unwrap();
-    assert_exit2(&["folds", s(t.path())], &["train.csv", "no id column", "picture,a,b"]);
+    assert_exit2(
+        &["folds", s(t.path())],
+        &["train.csv", "no id column", "picture,a,b"],
+    );
 }
 
 #[test]
 fn one_hot_row_with_no_class_set() {
     let t = tempfile::tempdir().unwrap();
     one_hot_dataset(t.path(), &["a", "b"], &[2, 2]);
-    std::fs::write(t.path().join("train.csv"), "image_id,a,b\nimg0000,1,0\nimg0001,0,0\n").unwrap();
-    assert_exit2(&["folds", s(t.path())], &["row 3", "img0001", "no class is set"]);
+    std::fs::write(
+        t.path().join("train.csv"),
+        "image_id,a,b\nimg0000,1,0\nimg0001,0,0\n",
+    )
+    .unwrap();
+    assert_exit2(
+        &["folds", s(t.path())],
+        &["row 3", "img0001", "no class is set"],
+    );
 }
 
 #[test]
 fn label_that_is_not_zero_or_one() {
     let t = tempfile::tempdir().unwrap();
     one_hot_dataset(t.path(), &["a", "b"], &[2, 2]);
-    std::fs::write(t.path().join("train.csv"), "image_id,a,b\nimg0000,1,0\nimg0001,0,yes\n").unwrap();
-    assert_exit2(&["folds", s(t.path())], &["row 3", "column b", "\"yes\"", "0 or 1"]);
+    std::fs::write(
+        t.path().join("train.csv"),
+        "image_id,a,b\nimg0000,1,0\nimg0001,0,yes\n",
+    )
+    .unwrap();
+    assert_exit2(
+        &["folds", s(t.path())],
+        &["row 3", "column b", "\"yes\"", "0 or 1"],
+    );
 }
 
 #[test]
 fn duplicate_image_ids() {
     let t = tempfile::tempdir().unwrap();
     one_hot_dataset(t.path(), &["a", "b"], &[2, 2]);
-    std::fs::write(t.path().join("train.csv"), "image_id,a,b\nimg0000,1,0\nimg0001,0,1\nimg0000,0,1\n").unwrap();
+    std::fs::write(
+        t.path().join("train.csv"),
+        "image_id,a,b\nimg0000,1,0\nimg0001,0,1\nimg0000,0,1\n",
+    )
+    .unwrap();
     assert_exit2(&["folds", s(t.path())], &["row 4", "img0000", "row 2"]);
 }
 
@@ -69,7 +90,10 @@ fn missing_image_files_are_listed_with_the_total() {
     std::fs::write(t.path().join("train.csv"), csv).unwrap();
     let (code, _, err) = run(&["folds", s(t.path())]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("12 image(s)") && err.contains("ghost00") && err.contains("ghost09"), "{err}");
+    assert!(
+        err.contains("12 image(s)") && err.contains("ghost00") && err.contains("ghost09"),
+        "{err}"
+    );
     assert!(!err.contains("ghost10"), "lists at most 10: {err}");
 }
 
@@ -95,8 +119,15 @@ fn truncated_image() {
 fn non_image_file() {
     let t = tempfile::tempdir().unwrap();
     one_hot_dataset(t.path(), &["a", "b"], &[2, 2]);
-    std::fs::write(t.path().join("images/img0003.jpg"), b"this is a text file, not a picture").unwrap();
-    assert_exit2(&["stats", s(t.path())], &["img0003.jpg", "not a JPEG or PNG"]);
+    std::fs::write(
+        t.path().join("images/img0003.jpg"),
+        b"this is a text file, not a picture",
+    )
+    .unwrap();
+    assert_exit2(
+        &["stats", s(t.path())],
+        &["img0003.jpg", "not a JPEG or PNG"],
+    );
 }
 
 #[test]
@@ -113,14 +144,20 @@ fn empty_class_folder() {
 fn k_larger_than_the_smallest_class() {
     let t = tempfile::tempdir().unwrap();
     one_hot_dataset(t.path(), &["common", "rare"], &[10, 3]);
-    assert_exit2(&["folds", s(t.path()), "--k", "5"], &["--k 5", "rare has only 3"]);
+    assert_exit2(
+        &["folds", s(t.path()), "--k", "5"],
+        &["--k 5", "rare has only 3"],
+    );
 }
 
 #[test]
 fn k_below_two() {
     let t = tempfile::tempdir().unwrap();
     one_hot_dataset(t.path(), &["a", "b"], &[4, 4]);
-    assert_exit2(&["folds", s(t.path()), "--k", "1"], &["--k 1", "at least 2"]);
+    assert_exit2(
+        &["folds", s(t.path()), "--k", "1"],
+        &["--k 1", "at least 2"],
+    );
 }
 
 #[test]
@@ -128,7 +165,14 @@ fn unknown_class_in_oversample() {
     let t = tempfile::tempdir().unwrap();
     one_hot_dataset(t.path(), &["healthy", "rust"], &[4, 4]);
     assert_exit2(
-        &["folds", s(t.path()), "--k", "2", "--oversample", "multiple_diseases=3"],
+        &[
+            "folds",
+            s(t.path()),
+            "--k",
+            "2",
+            "--oversample",
+            "multiple_diseases=3",
+        ],
         &["multiple_diseases", "healthy, rust"],
     );
 }
@@ -146,7 +190,10 @@ fn unknown_config_key() {
     let t = tempfile::tempdir().unwrap();
     let cfg = t.path().join("run.toml");
     std::fs::write(&cfg, "[training]\nlearning_rate = 0.1\n").unwrap();
-    assert_exit2(&["train", s(&cfg), "--headless"], &["run.toml", "learning_rate"]);
+    assert_exit2(
+        &["train", s(&cfg), "--headless"],
+        &["run.toml", "learning_rate"],
+    );
 }
 
 #[test]
@@ -155,6 +202,9 @@ fn folds_out_never_overwrites() {
     one_hot_dataset(t.path(), &["a", "b"], &[4, 4]);
     let out = t.path().join("folds.csv");
     std::fs::write(&out, "precious").unwrap();
-    assert_exit2(&["folds", s(t.path()), "--k", "2", "--out", s(&out)], &["already exists"]);
+    assert_exit2(
+        &["folds", s(t.path()), "--k", "2", "--out", s(&out)],
+        &["already exists"],
+    );
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "precious");
 }

@@ -10,7 +10,10 @@ fn stats_on_the_demo_set_in_every_format() {
     let (code, out, err) = run(&["stats", d]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("180 images, 6 classes, multi-class"), "{out}");
-    assert!(out.contains("mammal") && out.contains("65") && out.contains("36.1%"), "{out}");
+    assert!(
+        out.contains("mammal") && out.contains("65") && out.contains("36.1%"),
+        "{out}"
+    );
     assert!(out.contains("imbalance ratio  5.91"), "{out}");
     assert!(out.contains("squished to 128x128"), "{out}");
 
@@ -25,7 +28,10 @@ fn stats_on_the_demo_set_in_every_format() {
 
     let (code, out, _) = run(&["stats", d, "--format", "csv"]);
     assert_eq!(code, 0);
-    assert!(out.starts_with("key,value\n") && out.contains("count.fish,11"), "{out}");
+    assert!(
+        out.starts_with("key,value\n") && out.contains("count.fish,11"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -49,16 +55,37 @@ fn folds_table_csv_json_and_out() {
 
     let t = tempfile::tempdir().unwrap();
     let out_file = t.path().join("folds.csv");
-    let (code, _, err) = run(&["folds", d, "--k", "5", "--seed", "3", "--out", out_file.to_str().unwrap()]);
+    let (code, _, err) = run(&[
+        "folds",
+        d,
+        "--k",
+        "5",
+        "--seed",
+        "3",
+        "--out",
+        out_file.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{err}");
     let text = std::fs::read_to_string(&out_file).unwrap();
     let mut lines = text.lines();
-    assert_eq!(lines.next().unwrap(), "image_id,mammal,bird,fish,fruit,vegetable,flower,fold");
+    assert_eq!(
+        lines.next().unwrap(),
+        "image_id,mammal,bird,fish,fruit,vegetable,flower,fold"
+    );
     assert_eq!(text.lines().count(), 181);
 
     // Same seed, same folds (the file is a pure function of data and seed).
     let out2 = t.path().join("again.csv");
-    run(&["folds", d, "--k", "5", "--seed", "3", "--out", out2.to_str().unwrap()]);
+    run(&[
+        "folds",
+        d,
+        "--k",
+        "5",
+        "--seed",
+        "3",
+        "--out",
+        out2.to_str().unwrap(),
+    ]);
     assert_eq!(text, std::fs::read_to_string(&out2).unwrap());
 
     let (code, out, _) = run(&["folds", d, "--k", "3", "--format", "json"]);
@@ -85,13 +112,25 @@ fn oversampling_changes_training_counts_only() {
     assert!(out.contains("before -> after"), "{out}");
     let fold0 = out.lines().rev().find(|l| l.starts_with("0 ")).unwrap();
     assert!(fold0.contains("52 -> 26"), "{fold0}");
-    assert!(fold0.contains("8 -> 24") || fold0.contains("9 -> 27"), "{fold0}");
+    assert!(
+        fold0.contains("8 -> 24") || fold0.contains("9 -> 27"),
+        "{fold0}"
+    );
 }
 
 #[test]
 fn elpv_fold_counts_equal_scikit_learn() {
-    let Some(elpv) = shared_dataset("elpv") else { return };
-    let (code, out, err) = run(&["folds", elpv.to_str().unwrap(), "--k", "5", "--format", "json"]);
+    let Some(elpv) = shared_dataset("elpv") else {
+        return;
+    };
+    let (code, out, err) = run(&[
+        "folds",
+        elpv.to_str().unwrap(),
+        "--k",
+        "5",
+        "--format",
+        "json",
+    ]);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     // scikit-learn 1.9.1: StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
@@ -110,7 +149,9 @@ fn elpv_fold_counts_equal_scikit_learn() {
 
 #[test]
 fn elpv_stats_take_seconds() {
-    let Some(elpv) = shared_dataset("elpv") else { return };
+    let Some(elpv) = shared_dataset("elpv") else {
+        return;
+    };
     let (code, out, err) = run(&["stats", elpv.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("2624 images, 4 classes"), "{out}");
@@ -119,9 +160,18 @@ fn elpv_stats_take_seconds() {
 
 #[test]
 fn elpv_multilabel_uses_iterative_stratification() {
-    let Some(elpv) = shared_dataset("elpv") else { return };
+    let Some(elpv) = shared_dataset("elpv") else {
+        return;
+    };
     let csv = elpv.join("train_multilabel.csv");
-    let (code, out, err) = run(&["folds", csv.to_str().unwrap(), "--k", "5", "--format", "json"]);
+    let (code, out, err) = run(&[
+        "folds",
+        csv.to_str().unwrap(),
+        "--k",
+        "5",
+        "--format",
+        "json",
+    ]);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let counts = v["counts"].as_array().unwrap();
@@ -136,6 +186,9 @@ fn elpv_multilabel_uses_iterative_stratification() {
 fn config_default_prints_commented_toml() {
     let (code, out, _) = run(&["config", "--default"]);
     assert_eq!(code, 0);
-    assert!(out.contains("[training]") && out.contains("# peak learning rate"), "{out}");
+    assert!(
+        out.contains("[training]") && out.contains("# peak learning rate"),
+        "{out}"
+    );
     assert!(out.contains("lr = 0.001"), "{out}");
 }

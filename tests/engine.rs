@@ -21,7 +21,11 @@ fn tiny_config(data: &std::path::Path) -> RunConfig {
 }
 
 /// Wait for the next event matching `pred`, failing after `secs`.
-fn wait_for(rx: &mut UnboundedReceiver<Stamped>, secs: u64, pred: impl Fn(&Event) -> bool) -> Vec<Event> {
+fn wait_for(
+    rx: &mut UnboundedReceiver<Stamped>,
+    secs: u64,
+    pred: impl Fn(&Event) -> bool,
+) -> Vec<Event> {
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut seen = Vec::new();
     while Instant::now() < deadline {
@@ -33,7 +37,9 @@ fn wait_for(rx: &mut UnboundedReceiver<Stamped>, secs: u64, pred: impl Fn(&Event
                     return seen;
                 }
             }
-            Err(tokio::sync::mpsc::error::TryRecvError::Empty) => std::thread::sleep(Duration::from_millis(5)),
+            Err(tokio::sync::mpsc::error::TryRecvError::Empty) => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
             Err(_) => break,
         }
     }
@@ -59,7 +65,10 @@ fn pause_stops_batches_until_resume() {
     while let Ok(s) = h.events.try_recv() {
         while_paused.push(s.event);
     }
-    assert!(while_paused.is_empty(), "events while paused: {while_paused:?}");
+    assert!(
+        while_paused.is_empty(),
+        "events while paused: {while_paused:?}"
+    );
 
     h.commands.send(Command::Resume).unwrap();
     wait_for(&mut h.events, 60, |e| matches!(e, Event::Resumed { .. }));
@@ -86,9 +95,18 @@ fn stop_is_acknowledged_and_ends_after_the_epoch() {
     wait_for(&mut h.events, 60, |e| matches!(e, Event::Batch { .. }));
     h.commands.send(Command::Stop).unwrap();
     let seen = wait_for(&mut h.events, 120, |e| matches!(e, Event::RunEnded { .. }));
-    assert!(seen.iter().any(|e| matches!(e, Event::Stopping { .. })), "{seen:?}");
-    let epochs_ended = seen.iter().filter(|e| matches!(e, Event::EpochEnded { .. })).count();
-    assert_eq!(epochs_ended, 1, "the current epoch finishes, no more: {seen:?}");
+    assert!(
+        seen.iter().any(|e| matches!(e, Event::Stopping { .. })),
+        "{seen:?}"
+    );
+    let epochs_ended = seen
+        .iter()
+        .filter(|e| matches!(e, Event::EpochEnded { .. }))
+        .count();
+    assert_eq!(
+        epochs_ended, 1,
+        "the current epoch finishes, no more: {seen:?}"
+    );
     match seen.last().unwrap() {
         Event::RunEnded { status, .. } => assert_eq!(status, "stopped"),
         _ => unreachable!(),

@@ -109,7 +109,11 @@ fn dashboard_pauses_and_stops_in_a_pty() {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        assert!(Instant::now() < deadline, "the binary did not exit; screen:\n{}", screen.text());
+        assert!(
+            Instant::now() < deadline,
+            "the binary did not exit; screen:\n{}",
+            screen.text()
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(status.success(), "exit status {status:?}");

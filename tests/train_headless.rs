@@ -30,8 +30,14 @@ fn headless_run_on_a_demo_slice_writes_its_run_directory() {
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
 
     // fastai-style lines.
-    assert!(out.contains("epoch  train_loss  valid_loss  accuracy  time"), "{out}");
-    let epoch_line = out.lines().find(|l| l.starts_with("0 ")).expect("an epoch line");
+    assert!(
+        out.contains("epoch  train_loss  valid_loss  accuracy  time"),
+        "{out}"
+    );
+    let epoch_line = out
+        .lines()
+        .find(|l| l.starts_with("0 "))
+        .expect("an epoch line");
     let fields: Vec<&str> = epoch_line.split_whitespace().collect();
     assert_eq!(fields.len(), 5, "{epoch_line}");
     for f in &fields[1..4] {
@@ -42,7 +48,10 @@ fn headless_run_on_a_demo_slice_writes_its_run_directory() {
 
     // events.jsonl: one JSON object per line, with a timestamp, in order.
     let events = std::fs::read_to_string(run_dir.join("events.jsonl")).unwrap();
-    let lines: Vec<serde_json::Value> = events.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = events
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let kinds: Vec<&str> = lines.iter().map(|v| v["event"].as_str().unwrap()).collect();
     assert_eq!(kinds.first(), Some(&"run_started"));
     assert_eq!(kinds.last(), Some(&"run_ended"));
@@ -72,7 +81,12 @@ fn headless_run_on_a_demo_slice_writes_its_run_directory() {
 fn an_existing_run_directory_is_refused() {
     let t = tempfile::tempdir().unwrap();
     std::fs::write(t.path().join("notes.txt"), "mine").unwrap();
-    let (code, _, err) = run(&["train", "--headless", "--run-dir", t.path().to_str().unwrap()]);
+    let (code, _, err) = run(&[
+        "train",
+        "--headless",
+        "--run-dir",
+        t.path().to_str().unwrap(),
+    ]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("already exists"), "{err}");
 }

@@ -33,20 +33,21 @@ pub fn folds(args: FoldsArgs) -> Result<()> {
     let folds = assign_folds(&ds, args.k, args.seed)?;
     let (over, under) = super::resample_maps(&args.resample);
     let resampling = Resampling::from_names(&ds, &over, &under)?;
-    let training: Vec<TrainingCounts> = if resampling.is_identity() && over.is_empty() && under.is_empty() {
-        Vec::new()
-    } else {
-        (0..folds.k)
-            .map(|f| {
-                let train = folds.train_indices(f);
-                TrainingCounts {
-                    fold: f,
-                    before: class_counts(&ds, &train),
-                    after: class_counts(&ds, &resampling.apply(&ds, &train, args.seed, f)),
-                }
-            })
-            .collect()
-    };
+    let training: Vec<TrainingCounts> =
+        if resampling.is_identity() && over.is_empty() && under.is_empty() {
+            Vec::new()
+        } else {
+            (0..folds.k)
+                .map(|f| {
+                    let train = folds.train_indices(f);
+                    TrainingCounts {
+                        fold: f,
+                        before: class_counts(&ds, &train),
+                        after: class_counts(&ds, &resampling.apply(&ds, &train, args.seed, f)),
+                    }
+                })
+                .collect()
+        };
     if let Some(out) = &args.out {
         if out.exists() {
             return Err(Error::input(format!(
@@ -64,21 +65,23 @@ pub fn folds(args: FoldsArgs) -> Result<()> {
         sizes: folds.sizes(),
         training,
     };
-    match args.format {
-        Format::Table => print!("{}", table(&ds, &folds, &report)),
+    let text = match args.format {
+        Format::Table => table(&ds, &folds, &report),
         Format::Csv => {
-            println!("fold,class,count");
+            let mut s = String::from("fold,class,count\n");
             for (f, row) in report.counts.iter().enumerate() {
                 for (c, n) in row.iter().enumerate() {
-                    println!("{f},{},{n}", ds.classes[c]);
+                    s.push_str(&format!("{f},{},{n}\n", ds.classes[c]));
                 }
             }
+            s
         }
-        Format::Json => println!(
-            "{}",
+        Format::Json => {
             serde_json::to_string_pretty(&report).map_err(|e| Error::Internal(e.to_string()))?
-        ),
-    }
+                + "\n"
+        }
+    };
+    super::print_out(&text)?;
     if let Some(out) = &args.out {
         eprintln!("wrote {}", out.display());
     }

@@ -18,17 +18,17 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Cmd::Train(args)) => train::train(args),
         Some(Cmd::Stats(args)) => stats::stats(args),
         Some(Cmd::Folds(args)) => folds::folds(args),
-        Some(Cmd::Config(_)) => {
-            print!("{}", RunConfig::default_toml());
-            Ok(())
-        }
+        Some(Cmd::Config(_)) => print_out(&RunConfig::default_toml()),
     }
 }
 
 /// Read the data set named on the command line (the demo set by default).
 pub fn load_data_args(args: &DataArgs) -> Result<Dataset> {
     let spec = DataSpec {
-        path: args.data.clone().unwrap_or_else(|| PathBuf::from(DEMO_DATA)),
+        path: args
+            .data
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEMO_DATA)),
         images: args.images.clone(),
         task: args.task,
     };
@@ -41,4 +41,17 @@ pub fn resample_maps(args: &ResampleArgs) -> (BTreeMap<String, usize>, BTreeMap<
         args.oversample.iter().cloned().collect(),
         args.undersample.iter().cloned().collect(),
     )
+}
+
+/// Write command output to stdout. A closed pipe (`orchard folds | head`) is
+/// not an error: the reader has what it wanted.
+pub fn print_out(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(crate::Error::io("<stdout>", e))
+        }
+        _ => Ok(()),
+    }
 }

@@ -13,13 +13,13 @@ pub fn stats(args: StatsArgs) -> Result<()> {
     }
     let ds = super::load_data_args(&args.data)?;
     let report = compute_stats(&ds, args.stats_size)?;
-    match args.format {
-        Format::Table => print!("{}", report.to_table()),
-        Format::Csv => print!("{}", report.to_csv()),
-        Format::Json => println!(
-            "{}",
+    let text = match args.format {
+        Format::Table => report.to_table(),
+        Format::Csv => report.to_csv(),
+        Format::Json => {
             serde_json::to_string_pretty(&report).map_err(|e| Error::Internal(e.to_string()))?
-        ),
-    }
-    Ok(())
+                + "\n"
+        }
+    };
+    super::print_out(&text)
 }

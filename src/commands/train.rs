@@ -96,7 +96,8 @@ pub fn train(args: TrainArgs) -> Result<()> {
         .unwrap_or_else(|| RunDir::default_path(&ds.display_name()));
     let plan = RunPlan::prepare(cfg, ds, RunDir::create(&run_path)?)?;
     let handle = engine::start(plan)?;
-    let use_dashboard = !args.headless && std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
+    let use_dashboard =
+        !args.headless && std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
     if use_dashboard {
         crate::tui::run_dashboard_blocking(handle.events, handle.commands)
             .map_err(|e| Error::Internal(format!("dashboard: {e}")))?;
@@ -114,7 +115,11 @@ pub fn train(args: TrainArgs) -> Result<()> {
     } else {
         eprintln!(
             "run {}: {}",
-            if outcome.stopped { "stopped" } else { "finished" },
+            if outcome.stopped {
+                "stopped"
+            } else {
+                "finished"
+            },
             run_path.display()
         );
     }

@@ -59,11 +59,13 @@ pub fn resize_rgb(img: &RgbImage, width: u32, height: u32) -> RgbImage {
     if img.width() == width && img.height() == height {
         return img.clone();
     }
-    let src = fr::images::ImageRef::new(img.width(), img.height(), img.as_raw(), fr::PixelType::U8x3)
-        .expect("an RgbImage buffer matches its dimensions");
+    let src =
+        fr::images::ImageRef::new(img.width(), img.height(), img.as_raw(), fr::PixelType::U8x3)
+            .expect("an RgbImage buffer matches its dimensions");
     let mut dst = fr::images::Image::new(width, height, fr::PixelType::U8x3);
     let mut resizer = fr::Resizer::new();
-    let opts = fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Bilinear));
+    let opts =
+        fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Bilinear));
     resizer
         .resize(&src, &mut dst, &opts)
         .expect("same pixel type on both sides");
@@ -71,10 +73,16 @@ pub fn resize_rgb(img: &RgbImage, width: u32, height: u32) -> RgbImage {
 }
 
 /// Crop then resize: the region (x, y, w, h) of `img`, resized to `width` x `height`.
-pub fn crop_resize_rgb(img: &RgbImage, region: (u32, u32, u32, u32), width: u32, height: u32) -> RgbImage {
+pub fn crop_resize_rgb(
+    img: &RgbImage,
+    region: (u32, u32, u32, u32),
+    width: u32,
+    height: u32,
+) -> RgbImage {
     let (x, y, w, h) = region;
-    let src = fr::images::ImageRef::new(img.width(), img.height(), img.as_raw(), fr::PixelType::U8x3)
-        .expect("an RgbImage buffer matches its dimensions");
+    let src =
+        fr::images::ImageRef::new(img.width(), img.height(), img.as_raw(), fr::PixelType::U8x3)
+            .expect("an RgbImage buffer matches its dimensions");
     let mut dst = fr::images::Image::new(width, height, fr::PixelType::U8x3);
     let mut resizer = fr::Resizer::new();
     let opts = fr::ResizeOptions::new()

@@ -121,7 +121,11 @@ fn stratified(ds: &Dataset, k: usize, rng: &mut Rng) -> Vec<usize> {
     for c in 0..ds.num_classes() {
         // The fold labels of this class, e.g. [0,0,1,1,2], shuffled, then handed out
         // to the class's items in their CSV order (as scikit-learn does).
-        let mut fold_labels: Vec<usize> = (0..k).flat_map(|f| std::iter::repeat_n(f, alloc[f][c])).collect();
+        let mut fold_labels: Vec<usize> = alloc
+            .iter()
+            .enumerate()
+            .flat_map(|(f, row)| std::iter::repeat_n(f, row[c]))
+            .collect();
         rng.shuffle(&mut fold_labels);
         let members = (0..labels.len()).filter(|&i| labels[i] == c);
         for (i, f) in members.zip(fold_labels) {
@@ -152,7 +156,9 @@ fn iterative_stratification(ds: &Dataset, k: usize, rng: &mut Rng) -> Vec<usize>
 
     while left > 0 {
         // The label with the fewest remaining items (but some), ties by index.
-        let label = (0..nc).filter(|&l| remaining[l] > 0).min_by_key(|&l| remaining[l]);
+        let label = (0..nc)
+            .filter(|&l| remaining[l] > 0)
+            .min_by_key(|&l| remaining[l]);
         let members: Vec<usize> = match label {
             Some(l) => order
                 .iter()
@@ -160,7 +166,11 @@ fn iterative_stratification(ds: &Dataset, k: usize, rng: &mut Rng) -> Vec<usize>
                 .filter(|&i| assignment[i] == usize::MAX && ds.items[i].labels.contains(&l))
                 .collect(),
             // Items without any label: spread by fold size alone.
-            None => order.iter().copied().filter(|&i| assignment[i] == usize::MAX).collect(),
+            None => order
+                .iter()
+                .copied()
+                .filter(|&i| assignment[i] == usize::MAX)
+                .collect(),
         };
         for i in members {
             let cands: Vec<usize> = match label {
@@ -168,7 +178,9 @@ fn iterative_stratification(ds: &Dataset, k: usize, rng: &mut Rng) -> Vec<usize>
                     let best = (0..k).map(|f| want_label[f][l]).fold(f64::MIN, f64::max);
                     let tied: Vec<usize> = (0..k).filter(|&f| want_label[f][l] == best).collect();
                     let best_total = tied.iter().map(|&f| want[f]).fold(f64::MIN, f64::max);
-                    tied.into_iter().filter(|&f| want[f] == best_total).collect()
+                    tied.into_iter()
+                        .filter(|&f| want[f] == best_total)
+                        .collect()
                 }
                 None => {
                     let best = want.iter().copied().fold(f64::MIN, f64::max);
@@ -207,23 +219,33 @@ mod tests {
                 })
                 .collect(),
             task,
-            layout: LabelLayout::OneHot { id_column: "image_id".into() },
+            layout: LabelLayout::OneHot {
+                id_column: "image_id".into(),
+            },
         }
     }
 
     #[test]
     fn counts_differ_by_at_most_one() {
-        let labels: Vec<Vec<usize>> = (0..103).map(|i| vec![if i % 7 == 0 { 2 } else { i % 2 }]).collect();
+        let labels: Vec<Vec<usize>> = (0..103)
+            .map(|i| vec![if i % 7 == 0 { 2 } else { i % 2 }])
+            .collect();
         let ds = dataset(labels, 3, TaskType::MultiClass);
         for k in [2, 3, 5, 10] {
             let folds = assign_folds(&ds, k, 3).unwrap();
             let t = folds.counts(&ds);
             for c in 0..3 {
                 let col: Vec<usize> = t.iter().map(|r| r[c]).collect();
-                assert!(col.iter().max().unwrap() - col.iter().min().unwrap() <= 1, "k={k} class {c}: {col:?}");
+                assert!(
+                    col.iter().max().unwrap() - col.iter().min().unwrap() <= 1,
+                    "k={k} class {c}: {col:?}"
+                );
             }
             let s = folds.sizes();
-            assert!(s.iter().max().unwrap() - s.iter().min().unwrap() <= 1, "k={k} sizes {s:?}");
+            assert!(
+                s.iter().max().unwrap() - s.iter().min().unwrap() <= 1,
+                "k={k} sizes {s:?}"
+            );
         }
     }
 
@@ -235,7 +257,11 @@ mod tests {
         assert_eq!(a, assign_folds(&ds, 5, 1).unwrap());
         assert_ne!(a, assign_folds(&ds, 5, 2).unwrap());
         // The fixed stream makes the folds a contract: pin the first few.
-        assert_eq!(&a.assignment[..6], &[0, 1, 2, 4, 4, 3][..], "fold stream changed: users' folds would change");
+        assert_eq!(
+            &a.assignment[..6],
+            &[0, 1, 2, 4, 4, 3][..],
+            "fold stream changed: users' folds would change"
+        );
     }
 
     #[test]
@@ -268,12 +294,18 @@ mod tests {
         let t = folds.counts(&ds);
         for c in 0..4 {
             let col: Vec<usize> = t.iter().map(|r| r[c]).collect();
-            assert!(col.iter().max().unwrap() - col.iter().min().unwrap() <= 2, "class {c}: {col:?}");
+            assert!(
+                col.iter().max().unwrap() - col.iter().min().unwrap() <= 2,
+                "class {c}: {col:?}"
+            );
         }
         // Iterative stratification balances labels first; fold sizes may drift by
         // a few items (as in the paper), but not by much.
         let s = folds.sizes();
-        assert!(s.iter().max().unwrap() - s.iter().min().unwrap() <= 8, "sizes {s:?}");
+        assert!(
+            s.iter().max().unwrap() - s.iter().min().unwrap() <= 8,
+            "sizes {s:?}"
+        );
     }
 
     #[test]
@@ -282,6 +314,11 @@ mod tests {
         let ds = dataset(labels, 2, TaskType::Binary);
         let err = assign_folds(&ds, 4, 0).unwrap_err().to_string();
         assert!(err.contains("c1 has only 3"), "{err}");
-        assert!(assign_folds(&ds, 1, 0).unwrap_err().to_string().contains("at least 2"));
+        assert!(
+            assign_folds(&ds, 1, 0)
+                .unwrap_err()
+                .to_string()
+                .contains("at least 2")
+        );
     }
 }

@@ -129,7 +129,9 @@ mod tests {
                 })
                 .collect(),
             task: TaskType::MultiClass,
-            layout: LabelLayout::OneHot { id_column: "image_id".into() },
+            layout: LabelLayout::OneHot {
+                id_column: "image_id".into(),
+            },
         }
     }
 
@@ -150,8 +152,13 @@ mod tests {
     fn unknown_class_lists_the_known_ones() {
         let d = ds();
         let over = BTreeMap::from([("mystery".to_string(), 2)]);
-        let err = Resampling::from_names(&d, &over, &BTreeMap::new()).unwrap_err().to_string();
-        assert!(err.contains("mystery") && err.contains("common, mid, rare"), "{err}");
+        let err = Resampling::from_names(&d, &over, &BTreeMap::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("mystery") && err.contains("common, mid, rare"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -78,7 +78,11 @@ fn header(path: &Path) -> Result<(u32, u32, String)> {
 fn range(mut v: Vec<u32>) -> Range {
     v.sort_unstable();
     if v.is_empty() {
-        return Range { min: 0, median: 0, max: 0 };
+        return Range {
+            min: 0,
+            median: 0,
+            max: 0,
+        };
     }
     Range {
         min: v[0],
@@ -172,12 +176,29 @@ impl StatsReport {
             self.classes.len(),
             self.task
         ));
-        let w = self.classes.iter().map(|c| c.name.len()).max().unwrap_or(5).max(5);
-        s.push_str(&format!("{:<w$}  {:>6}  {:>6}\n", "class", "count", "share"));
+        let w = self
+            .classes
+            .iter()
+            .map(|c| c.name.len())
+            .max()
+            .unwrap_or(5)
+            .max(5);
+        s.push_str(&format!(
+            "{:<w$}  {:>6}  {:>6}\n",
+            "class", "count", "share"
+        ));
         for c in &self.classes {
-            s.push_str(&format!("{:<w$}  {:>6}  {:>5.1}%\n", c.name, c.count, 100.0 * c.share));
+            s.push_str(&format!(
+                "{:<w$}  {:>6}  {:>5.1}%\n",
+                c.name,
+                c.count,
+                100.0 * c.share
+            ));
         }
-        s.push_str(&format!("\nimbalance ratio  {:.2} (largest / smallest class)\n", self.imbalance_ratio));
+        s.push_str(&format!(
+            "\nimbalance ratio  {:.2} (largest / smallest class)\n",
+            self.imbalance_ratio
+        ));
         s.push_str(&format!(
             "width            min {} / median {} / max {} px\n",
             self.width.min, self.width.median, self.width.max
@@ -186,7 +207,11 @@ impl StatsReport {
             "height           min {} / median {} / max {} px\n",
             self.height.min, self.height.median, self.height.max
         ));
-        let fm: Vec<String> = self.formats.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let fm: Vec<String> = self
+            .formats
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
         s.push_str(&format!("formats          {}\n", fm.join(", ")));
         s.push_str(&format!(
             "mean (R,G,B)     {:.4} {:.4} {:.4}   (pixels in [0,1], images squished to {}x{})\n",
@@ -202,20 +227,32 @@ impl StatsReport {
     /// `key,value` rows, one per figure.
     pub fn to_csv(&self) -> String {
         let mut s = String::from("key,value\n");
-        s.push_str(&format!("dataset,{}\ntask,{}\nimages,{}\n", self.dataset, self.task, self.images));
+        s.push_str(&format!(
+            "dataset,{}\ntask,{}\nimages,{}\n",
+            self.dataset, self.task, self.images
+        ));
         for c in &self.classes {
-            s.push_str(&format!("count.{},{}\nshare.{},{:.6}\n", c.name, c.count, c.name, c.share));
+            s.push_str(&format!(
+                "count.{},{}\nshare.{},{:.6}\n",
+                c.name, c.count, c.name, c.share
+            ));
         }
         s.push_str(&format!("imbalance_ratio,{:.6}\n", self.imbalance_ratio));
         for (name, r) in [("width", self.width), ("height", self.height)] {
-            s.push_str(&format!("{name}.min,{}\n{name}.median,{}\n{name}.max,{}\n", r.min, r.median, r.max));
+            s.push_str(&format!(
+                "{name}.min,{}\n{name}.median,{}\n{name}.max,{}\n",
+                r.min, r.median, r.max
+            ));
         }
         for (k, v) in &self.formats {
             s.push_str(&format!("format.{k},{v}\n"));
         }
         s.push_str(&format!("stats_size,{}\n", self.stats_size));
         for (i, ch) in ["r", "g", "b"].iter().enumerate() {
-            s.push_str(&format!("mean.{ch},{:.6}\nstd.{ch},{:.6}\n", self.mean[i], self.std[i]));
+            s.push_str(&format!(
+                "mean.{ch},{:.6}\nstd.{ch},{:.6}\n",
+                self.mean[i], self.std[i]
+            ));
         }
         s
     }

@@ -13,7 +13,17 @@ use std::path::{Path, PathBuf};
 pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "JPG", "JPEG", "PNG"];
 
 /// Column names taken as the image id, compared case-insensitively.
-const ID_COLUMNS: &[&str] = &["image_id", "image", "id", "filename", "file_name", "file", "image_name", "name", "path"];
+const ID_COLUMNS: &[&str] = &[
+    "image_id",
+    "image",
+    "id",
+    "filename",
+    "file_name",
+    "file",
+    "image_name",
+    "name",
+    "path",
+];
 
 /// Column names taken as a space-separated label column (Plant Pathology 2021).
 const LABEL_COLUMNS: &[&str] = &["labels", "label", "class", "classes", "category", "target"];
@@ -43,7 +53,7 @@ impl DataSpec {
 
 /// Read a data set. See the module docs for the accepted layouts.
 pub fn load_dataset(spec: &DataSpec) -> Result<Dataset> {
-    let path = &spec.path;
+    let path = &crate::config::resolve_data_path(&spec.path);
     if !path.exists() {
         return Err(Error::input(format!(
             "{}: no such file or directory\nfix: pass a directory with train.csv and images/, a CSV file, or a folder of class folders",
@@ -153,7 +163,9 @@ pub fn resolve_image(images: &Path, id: &str) -> Option<PathBuf> {
 
 fn read_csv(csv_path: &Path, images: &Path) -> Result<Dataset> {
     let file = std::fs::File::open(csv_path).map_err(|e| Error::io(csv_path, e))?;
-    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(file);
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(file);
     let headers = reader
         .headers()
         .map_err(|e| csv_error(csv_path, e))?
@@ -291,7 +303,11 @@ fn read_csv(csv_path: &Path, images: &Path) -> Result<Dataset> {
             images.display()
         )));
     }
-    let index: HashMap<&str, usize> = classes.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = classes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.as_str(), i))
+        .collect();
     let mut items = Vec::with_capacity(rows.len());
     let mut missing = Vec::new();
     for (_, id, names) in &rows {
@@ -309,14 +325,22 @@ fn read_csv(csv_path: &Path, images: &Path) -> Result<Dataset> {
         });
     }
     if !missing.is_empty() {
-        let listed: Vec<&str> = missing.iter().take(MAX_LISTED).map(String::as_str).collect();
+        let listed: Vec<&str> = missing
+            .iter()
+            .take(MAX_LISTED)
+            .map(String::as_str)
+            .collect();
         return Err(Error::input(format!(
             "{}: {} image(s) listed in the CSV are missing from {}: {}{}\nfix: add the files (.jpg, .jpeg or .png), or remove their rows",
             csv_path.display(),
             missing.len(),
             images.display(),
             listed.join(", "),
-            if missing.len() > MAX_LISTED { ", ..." } else { "" }
+            if missing.len() > MAX_LISTED {
+                ", ..."
+            } else {
+                ""
+            }
         )));
     }
     let layout = match label_col {
@@ -358,7 +382,11 @@ fn read_class_folders(root: &Path) -> Result<Dataset> {
     let mut classes = Vec::new();
     let mut items = Vec::new();
     for (ci, dir) in class_dirs.iter().enumerate() {
-        let name = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let name = dir
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(|e| Error::io(dir, e))?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -417,7 +445,11 @@ mod tests {
     fn one_hot_csv_with_mixed_extensions() {
         let t = tempfile::tempdir().unwrap();
         touch_images(&t.path().join("images"), &["a.jpg", "b.png", "c.jpeg"]);
-        write(t.path(), "train.csv", "image_id,healthy,rust\na,1,0\nb,0,1\nc,1,0\n");
+        write(
+            t.path(),
+            "train.csv",
+            "image_id,healthy,rust\na,1,0\nb,0,1\nc,1,0\n",
+        );
         let ds = load_dataset(&DataSpec::new(t.path())).unwrap();
         assert_eq!(ds.classes, vec!["healthy", "rust"]);
         assert_eq!(ds.task, TaskType::Binary);
@@ -439,7 +471,11 @@ mod tests {
     fn label_column_csv_sorts_classes() {
         let t = tempfile::tempdir().unwrap();
         touch_images(&t.path().join("pics"), &["a.jpg", "b.jpg", "c.jpg"]);
-        let csv = write(t.path(), "labels.csv", "image,labels\na.jpg,scab\nb.jpg,healthy\nc.jpg,rust scab\n");
+        let csv = write(
+            t.path(),
+            "labels.csv",
+            "image,labels\na.jpg,scab\nb.jpg,healthy\nc.jpg,rust scab\n",
+        );
         let mut spec = DataSpec::new(&csv);
         spec.images = Some(t.path().join("pics"));
         let ds = load_dataset(&spec).unwrap();

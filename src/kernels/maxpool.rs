@@ -59,23 +59,12 @@ impl Pool {
         (start.max(0) as usize, end as usize)
     }
 
-    /// Index (within the plane) of the winning input element for output (oy, ox).
-    fn argmax<T: Elem>(&self, plane: &[T], h: usize, w: usize, oy: usize, ox: usize) -> usize {
-        let (y0, y1) = self.window(oy, h);
-        let (x0, x1) = self.window(ox, w);
-        let mut best = y0 * w + x0;
-        let mut best_val = plane[best];
-        for y in y0..y1 {
-            for x in x0..x1 {
-                let v = plane[y * w + x];
-                // Strict `>` keeps the first maximum; NaN wins and then stays, as in PyTorch.
-                if !best_val.is_nan() && (v > best_val || v.is_nan()) {
-                    best = y * w + x;
-                    best_val = v;
-                }
-            }
-        }
-        best
+    /// The input windows of every output row and column: computed once per
+    /// call, not per output element.
+    fn windows(&self, dims: Dims) -> (Vec<Span>, Vec<Span>) {
+        let rows = (0..dims.oh).map(|o| self.window(o, dims.h)).collect();
+        let cols = (0..dims.ow).map(|o| self.window(o, dims.w)).collect();
+        (rows, cols)
     }
 
     fn forward<T: Elem>(&self, x: &[T], dims: Dims) -> Vec<T> {
@@ -84,12 +73,13 @@ impl Pool {
         if oh * ow == 0 {
             return out;
         }
+        let (rows, cols) = self.windows(dims);
         out.par_chunks_mut(oh * ow)
             .zip(x.par_chunks(h * w))
             .for_each(|(out_plane, in_plane)| {
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        out_plane[oy * ow + ox] = in_plane[self.argmax(in_plane, h, w, oy, ox)];
+                for (out_row, &ys) in out_plane.chunks_exact_mut(ow).zip(&rows) {
+                    for (o, &xs) in out_row.iter_mut().zip(&cols) {
+                        *o = in_plane[argmax(in_plane, w, ys, xs)];
                     }
                 }
             });
@@ -102,15 +92,16 @@ impl Pool {
         if oh * ow == 0 || h * w == 0 {
             return grad_in;
         }
+        let (rows, cols) = self.windows(dims);
         grad_in
             .par_chunks_mut(h * w)
             .zip(x.par_chunks(h * w))
             .zip(grad_out.par_chunks(oh * ow))
             .for_each(|((g_plane, in_plane), go_plane)| {
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        let i = self.argmax(in_plane, h, w, oy, ox);
-                        g_plane[i] = g_plane[i] + go_plane[oy * ow + ox];
+                for (go_row, &ys) in go_plane.chunks_exact(ow).zip(&rows) {
+                    for (&g, &xs) in go_row.iter().zip(&cols) {
+                        let i = argmax(in_plane, w, ys, xs);
+                        g_plane[i] = g_plane[i] + g;
                     }
                 }
             });
@@ -130,6 +121,30 @@ impl Pool {
         })
     }
 }
+
+/// Index (within the plane of width `w`) of the winning input element of the
+/// window spanning rows `ys` and columns `xs` (half-open, never empty).
+fn argmax<T: Elem>(plane: &[T], w: usize, ys: Span, xs: Span) -> usize {
+    let mut best = ys.0 * w + xs.0;
+    let mut best_val = plane[best];
+    for y in ys.0..ys.1 {
+        let start = y * w + xs.0;
+        for (i, &v) in plane[start..y * w + xs.1].iter().enumerate() {
+            // Strict `>` keeps the first maximum. A NaN wins and stays, as in PyTorch.
+            if v > best_val || v.is_nan() {
+                if v.is_nan() {
+                    return start + i;
+                }
+                best = start + i;
+                best_val = v;
+            }
+        }
+    }
+    best
+}
+
+/// A half-open index range [start, end) of input rows or columns.
+type Span = (usize, usize);
 
 #[derive(Debug, Clone, Copy)]
 struct Dims {
@@ -349,6 +364,19 @@ mod tests {
             .to_vec1()
             .unwrap();
         assert_eq!(g, vec![1.0, 0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn nan_wins_as_in_pytorch() {
+        let x =
+            Tensor::from_vec(vec![1f32, f32::NAN, 3.0, 2.0], (1, 1, 2, 2), &Device::Cpu).unwrap();
+        let y: Vec<f32> = max_pool2d(&x, 2, 2, 0)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert!(y[0].is_nan());
     }
 
     #[test]

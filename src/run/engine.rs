@@ -12,7 +12,9 @@ use crate::data::{Dataset, Folds, assign_folds};
 use crate::error::{Error, Result};
 use crate::run::events::{Command, DatasetSummary, Event, Stamped};
 use crate::run::rundir::{EventLog, MetricsLog, RunDir};
-use crate::train::fit::{FitHooks, FoldData, Flow, Sample, fit_fold, planned_schedule, steps_per_epoch};
+use crate::train::fit::{
+    FitHooks, Flow, FoldData, Sample, fit_fold, planned_schedule, steps_per_epoch,
+};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
@@ -118,7 +120,11 @@ impl FitHooks for Steering<'_> {
 
     fn between_batches(&mut self, step: usize) -> Flow {
         self.poll(step);
-        if self.stop_requested { Flow::Stop } else { Flow::Continue }
+        if self.stop_requested {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        }
     }
 }
 
@@ -138,7 +144,11 @@ impl RunPlan {
     pub fn prepare(config: RunConfig, dataset: Dataset, run_dir: RunDir) -> Result<RunPlan> {
         config.validate()?;
         let folds = assign_folds(&dataset, config.folds.k, config.folds.seed)?;
-        let resampling = Resampling::from_names(&dataset, &config.folds.oversample, &config.folds.undersample)?;
+        let resampling = Resampling::from_names(
+            &dataset,
+            &config.folds.oversample,
+            &config.folds.undersample,
+        )?;
         run_dir.write_config(&config)?;
         run_dir.write_folds(&dataset, &folds)?;
         Ok(RunPlan {
@@ -160,8 +170,12 @@ impl RunPlan {
 
     /// The resampled training indices of fold `f`.
     pub fn train_indices(&self, f: usize) -> Vec<usize> {
-        self.resampling
-            .apply(&self.dataset, &self.folds.train_indices(f), self.config.folds.seed, f)
+        self.resampling.apply(
+            &self.dataset,
+            &self.folds.train_indices(f),
+            self.config.folds.seed,
+            f,
+        )
     }
 }
 
@@ -186,14 +200,21 @@ pub fn start(plan: RunPlan) -> Result<EngineHandle> {
     })
 }
 
-fn run_engine(plan: RunPlan, mut sink: EventSink, commands: Receiver<Command>) -> Result<RunOutcome> {
+fn run_engine(
+    plan: RunPlan,
+    mut sink: EventSink,
+    commands: Receiver<Command>,
+) -> Result<RunOutcome> {
     let result = train_folds(&plan, &mut sink, &commands);
     let (status, message) = match &result {
         Ok(o) if o.stopped => ("stopped", "stopped on request".to_string()),
         Ok(o) => {
             let n = o.folds.len().max(1) as f64;
             let acc = o.folds.iter().map(|f| f.2).sum::<f64>() / n;
-            ("completed", format!("{} fold(s), mean accuracy {acc:.4}", o.folds.len()))
+            (
+                "completed",
+                format!("{} fold(s), mean accuracy {acc:.4}", o.folds.len()),
+            )
         }
         Err(e) => ("failed", e.to_string()),
     };
@@ -207,14 +228,21 @@ fn run_engine(plan: RunPlan, mut sink: EventSink, commands: Receiver<Command>) -
     result
 }
 
-fn train_folds(plan: &RunPlan, sink: &mut EventSink, commands: &Receiver<Command>) -> Result<RunOutcome> {
+fn train_folds(
+    plan: &RunPlan,
+    sink: &mut EventSink,
+    commands: &Receiver<Command>,
+) -> Result<RunOutcome> {
     let cfg = &plan.config;
     let ds = &plan.dataset;
     let fold_list = plan.fold_list();
     // Steps per epoch differ by at most one image between folds; the planned
     // curve shown up front is that of the first fold.
     let first_train = plan.train_indices(fold_list[0]).len();
-    let schedule = planned_schedule(&cfg.training, steps_per_epoch(first_train, cfg.training.batch_size));
+    let schedule = planned_schedule(
+        &cfg.training,
+        steps_per_epoch(first_train, cfg.training.batch_size),
+    );
     sink.emit(Event::RunStarted {
         run_dir: plan.run_dir.path.display().to_string(),
         dataset: DatasetSummary {
@@ -265,11 +293,14 @@ fn train_folds(plan: &RunPlan, sink: &mut EventSink, commands: &Receiver<Command
             steps_per_epoch: steps_per_epoch(train.len(), cfg.training.batch_size),
         });
         let r = fit_fold(cfg, f, &data, &mut steering)?;
-        steering.sink.emit(Event::FoldEnded {
-            fold: f,
-            valid_loss: r.valid_loss,
-            accuracy: r.accuracy,
-        });
+        // A fold stopped before its first epoch ended has no metrics to report.
+        if r.epochs_done > 0 {
+            steering.sink.emit(Event::FoldEnded {
+                fold: f,
+                valid_loss: r.valid_loss,
+                accuracy: r.accuracy,
+            });
+        }
         if r.stopped {
             outcome.stopped = true;
             break;

@@ -31,6 +31,9 @@ pub struct DatasetSummary {
 }
 
 /// Something that happened in a run.
+// RunStarted is large (it carries the planned schedule) but is sent once per run;
+// boxing it would only make every match noisier.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {

@@ -13,18 +13,38 @@ use std::io::Write;
 /// Format one event as the lines headless mode prints, if any.
 pub fn format_event(ev: &Event) -> Option<String> {
     match ev {
-        Event::RunStarted { run_dir, dataset, folds, arch, size, epochs, .. } => Some(format!(
+        Event::RunStarted {
+            run_dir,
+            dataset,
+            folds,
+            arch,
+            size,
+            epochs,
+            ..
+        } => Some(format!(
             "run {run_dir}: {} ({} images, {} classes), {arch} at {size}px, {epochs} epoch(s), fold(s) {:?}",
             dataset.name,
             dataset.images,
             dataset.classes.len(),
             folds
         )),
-        Event::FoldStarted { fold, n_train, n_valid, .. } => Some(format!(
+        Event::FoldStarted {
+            fold,
+            n_train,
+            n_valid,
+            ..
+        } => Some(format!(
             "\nfold {fold} ({n_train} train / {n_valid} valid)\n{:<6} {:<11} {:<11} {:<9} {}",
             "epoch", "train_loss", "valid_loss", "accuracy", "time"
         )),
-        Event::EpochEnded { epoch, train_loss, valid_loss, accuracy, seconds, .. } => Some(format!(
+        Event::EpochEnded {
+            epoch,
+            train_loss,
+            valid_loss,
+            accuracy,
+            seconds,
+            ..
+        } => Some(format!(
             "{epoch:<6} {train_loss:<11.6} {valid_loss:<11.6} {accuracy:<9.6} {}",
             mm_ss(*seconds)
         )),

@@ -38,7 +38,9 @@ impl RunDir {
             }
         }
         std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
-        Ok(RunDir { path: path.to_path_buf() })
+        Ok(RunDir {
+            path: path.to_path_buf(),
+        })
     }
 
     /// `runs/<UTC time>-<data set name>`, with a counter if that exists already.
@@ -146,7 +148,9 @@ impl MetricsLog {
             seconds,
         } = ev
         {
-            let row = format!("{fold},{epoch},{train_loss:.6},{valid_loss:.6},{accuracy:.6},{seconds:.3}\n");
+            let row = format!(
+                "{fold},{epoch},{train_loss:.6},{valid_loss:.6},{accuracy:.6},{seconds:.3}\n"
+            );
             self.file
                 .write_all(row.as_bytes())
                 .map_err(|e| Error::io(&self.path, e))?;
@@ -199,7 +203,10 @@ mod tests {
         std::fs::write(t.path().join("mine.txt"), "precious").unwrap();
         let err = RunDir::create(t.path()).unwrap_err();
         assert_eq!(err.exit_code(), 2);
-        assert_eq!(std::fs::read_to_string(t.path().join("mine.txt")).unwrap(), "precious");
+        assert_eq!(
+            std::fs::read_to_string(t.path().join("mine.txt")).unwrap(),
+            "precious"
+        );
         let fresh = t.path().join("new");
         assert!(RunDir::create(&fresh).is_ok());
     }

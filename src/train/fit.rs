@@ -23,6 +23,8 @@ pub const ADAM_BETA1: f64 = 0.9;
 
 /// The `Rng` stream of the initial weights (shuffles use the epoch number as stream).
 const INIT_STREAM: u64 = 0x494E_4954_5745_4947; // "INITWEIG"
+/// Sub-streams of the run seed that give each fold its own seed.
+const FOLD_SEED_STREAM: u64 = 0x464F_4C44_0000_0000; // "FOLD"
 
 /// The images of one fold.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,10 +50,11 @@ pub trait FitHooks {
     fn between_batches(&mut self, step: usize) -> Flow;
 }
 
-/// The outcome of a fold, from its last epoch.
+/// The outcome of a fold, from its last completed epoch. If Stop came before
+/// the first batch, `epochs_done` is 0 and the losses and accuracy are NaN.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FitResult {
-    /// Mean training loss of the last epoch's batches (NaN if it ran none).
+    /// Mean training loss of the last epoch's batches.
     pub train_loss: f64,
     pub valid_loss: f64,
     pub accuracy: f64,
@@ -85,12 +88,14 @@ pub fn fit_fold(
     let train_set = ImageSet::load(&data.train, t.size)?;
     let valid_set = ImageSet::load(&data.valid, t.size)?;
 
+    // Each fold gets its own initial weights and batch order, all from one seed.
+    let fold_seed = Rng::derived(t.seed, FOLD_SEED_STREAM + fold as u64).next_u64();
     let varmap = VarMap::new();
     let model = ResNet18::new(
         data.num_classes,
         &varmap,
         &device,
-        Rng::derived(t.seed, INIT_STREAM),
+        Rng::derived(fold_seed, INIT_STREAM),
     )?;
     let mut opt = AdamW::new(model.trainable().to_vec());
     let steps = steps_per_epoch(train_set.len(), t.batch_size);
@@ -106,14 +111,20 @@ pub fn fit_fold(
         valid_probs: Vec::new(),
     };
     for epoch in 0..t.epochs {
-        hooks.event(Event::EpochStarted { fold, epoch });
-        let started = Instant::now();
+        let mut started = Instant::now();
         let mut loss_sum = 0.0;
         let mut batches_run = 0;
-        for batch in training_batches(train_set.len(), t.batch_size, t.seed, epoch) {
+        for batch in training_batches(train_set.len(), t.batch_size, fold_seed, epoch) {
             if hooks.between_batches(step) == Flow::Stop {
                 result.stopped = true;
                 break;
+            }
+            // An epoch starts with its first batch, so a Stop that arrives at an
+            // epoch boundary (e.g. during validation) ends the fold without an
+            // empty epoch.
+            if batches_run == 0 {
+                hooks.event(Event::EpochStarted { fold, epoch });
+                started = Instant::now();
             }
             let (lr, mom) = *schedule
                 .get(step)
@@ -141,6 +152,9 @@ pub fn fit_fold(
                 mom,
             });
             step += 1;
+        }
+        if batches_run == 0 {
+            break;
         }
         let valid = validate(&model, &valid_set, t.batch_size, &device)?;
         result.train_loss = loss_sum / batches_run as f64;
@@ -306,8 +320,10 @@ mod tests {
 
     #[test]
     fn schedule_covers_every_step() {
-        let mut t = TrainingConfig::default();
-        t.epochs = 3;
+        let mut t = TrainingConfig {
+            epochs: 3,
+            ..Default::default()
+        };
         let s = planned_schedule(&t, 4);
         assert_eq!(s.len(), 12);
         assert!((s[0].0 - t.lr / t.div).abs() < 1e-15);
@@ -420,6 +436,38 @@ mod tests {
             rec.events.last(),
             Some(Event::EpochEnded { epoch: 0, .. })
         ));
+    }
+
+    #[test]
+    fn stop_at_an_epoch_boundary_adds_no_empty_epoch() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = FoldData {
+            train: two_colours(dir.path(), "t", 2, 5),
+            valid: two_colours(dir.path(), "v", 1, 6),
+            num_classes: 2,
+        };
+        // 4 images, batch 4: one step per epoch, so step 1 is the first batch of epoch 1.
+        let mut rec = Recorder {
+            stop_at: Some(1),
+            ..Default::default()
+        };
+        let result = fit_fold(&tiny_config(3, 1e-3), 0, &data, &mut rec).unwrap();
+        assert!(result.stopped);
+        assert_eq!(result.epochs_done, 1);
+        assert!(result.train_loss.is_finite());
+        assert_eq!(rec.events.len(), 3, "{:?}", rec.events);
+        assert!(matches!(
+            rec.events.last(),
+            Some(Event::EpochEnded { epoch: 0, .. })
+        ));
+        // Stop before anything ran: no events, nothing done.
+        let mut rec = Recorder {
+            stop_at: Some(0),
+            ..Default::default()
+        };
+        let result = fit_fold(&tiny_config(3, 1e-3), 0, &data, &mut rec).unwrap();
+        assert!(result.stopped && result.epochs_done == 0 && result.valid_loss.is_nan());
+        assert!(rec.events.is_empty());
     }
 
     #[test]

@@ -34,9 +34,15 @@ pub fn one_hot_dataset(dir: &Path, classes: &[&str], per_class: &[usize]) -> Pat
     for (c, &count) in per_class.iter().enumerate() {
         for _ in 0..count {
             let id = format!("img{n:04}");
-            let colour = [(c * 60 % 256) as u8, (255 - c * 40) as u8, (n * 7 % 256) as u8];
+            let colour = [
+                (c * 60 % 256) as u8,
+                (255 - c * 40) as u8,
+                (n * 7 % 256) as u8,
+            ];
             write_jpeg(&images.join(format!("{id}.jpg")), colour);
-            let row: Vec<&str> = (0..classes.len()).map(|k| if k == c { "1" } else { "0" }).collect();
+            let row: Vec<&str> = (0..classes.len())
+                .map(|k| if k == c { "1" } else { "0" })
+                .collect();
             csv.push_str(&format!("{id},{}\n", row.join(",")));
             n += 1;
         }
@@ -53,11 +59,16 @@ pub fn demo() -> PathBuf {
 /// `../shared/datasets/NAME` if this machine has it; tests that need it skip
 /// (with a printed reason) on a fresh clone without `../shared`.
 pub fn shared_dataset(name: &str) -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets").join(name);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/datasets")
+        .join(name);
     if p.join("train.csv").is_file() {
         Some(p)
     } else {
-        eprintln!("SKIP: {} is absent (../shared is not beside this checkout)", p.display());
+        eprintln!(
+            "SKIP: {} is absent (../shared is not beside this checkout)",
+            p.display()
+        );
         None
     }
 }
