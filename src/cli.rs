@@ -27,6 +27,8 @@ pub enum Cmd {
     Folds(FoldsArgs),
     /// Print the run configuration as commented TOML.
     Config(ConfigArgs),
+    /// Print the learning-rate and momentum of each step, as the training loop uses them.
+    Schedule(ScheduleArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -99,6 +101,38 @@ pub struct ConfigArgs {
     /// `orchard config FILE` can print a resolved file).
     #[arg(long)]
     pub default: bool,
+}
+
+/// The schedules of `orchard schedule`, named as fastai's fit methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchedulePolicyArg {
+    /// fit_one_cycle: cosine warm-up to --lr-max, then cosine annealing; momentum 0.95-0.85-0.95.
+    OneCycle,
+    /// fit_flat_cos: flat at --lr-max, then cosine annealing; momentum constant (Adam's beta1).
+    FlatCos,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ScheduleArgs {
+    #[arg(long, value_enum, default_value_t = SchedulePolicyArg::OneCycle)]
+    pub policy: SchedulePolicyArg,
+    /// Peak learning rate (fit_one_cycle's lr_max, fit_flat_cos's lr).
+    #[arg(long, value_name = "X", allow_negative_numbers = true)]
+    pub lr_max: f64,
+    /// Number of optimiser steps (epochs x batches per epoch).
+    #[arg(long, value_name = "N")]
+    pub steps: usize,
+    /// Share of steps before annealing starts [default: 0.25 one-cycle, 0.75 flat-cos].
+    #[arg(long, value_name = "P", allow_negative_numbers = true)]
+    pub pct_start: Option<f64>,
+    /// One-cycle starts at lr_max / D [default: 25].
+    #[arg(long, value_name = "D", allow_negative_numbers = true)]
+    pub div: Option<f64>,
+    /// The schedule anneals towards lr_max / F [default: 1e5].
+    #[arg(long, value_name = "F", allow_negative_numbers = true)]
+    pub div_final: Option<f64>,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
 }
 
 #[derive(Debug, Clone, Args, Default)]

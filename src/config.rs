@@ -159,7 +159,9 @@ pub struct TrainingConfig {
     pub lr: f64,
     pub weight_decay: f64,
     pub policy: SchedulePolicy,
-    pub pct_start: f64,
+    /// Share of steps before the peak (one-cycle) or before the anneal (flat-cos);
+    /// absent = fastai's default for the policy (0.25 / 0.75), see `pct_start()`.
+    pub pct_start: Option<f64>,
     pub div: f64,
     pub div_final: f64,
     /// (start, middle, end) of the one-cycle momentum / beta1 schedule.
@@ -172,6 +174,17 @@ pub struct TrainingConfig {
     pub device: String,
 }
 
+impl TrainingConfig {
+    /// `pct_start`, or fastai's default for the policy: `fit_one_cycle` 0.25,
+    /// `fit_flat_cos` 0.75.
+    pub fn pct_start(&self) -> f64 {
+        self.pct_start.unwrap_or(match self.policy {
+            SchedulePolicy::OneCycle => 0.25,
+            SchedulePolicy::FlatCos => 0.75,
+        })
+    }
+}
+
 impl Default for TrainingConfig {
     fn default() -> Self {
         TrainingConfig {
@@ -181,7 +194,7 @@ impl Default for TrainingConfig {
             lr: 1e-3,
             weight_decay: 0.01,
             policy: SchedulePolicy::OneCycle,
-            pct_start: 0.25,
+            pct_start: None,
             div: 25.0,
             div_final: 1e5,
             moms: [0.95, 0.85, 0.95],
@@ -425,7 +438,7 @@ const KEY_DOCS: &[(&str, &str, &str)] = &[
     (
         "training",
         "pct_start",
-        "share of steps spent warming up (fastai one-cycle: 0.25)",
+        "share of steps before the peak (one-cycle) or the anneal (flat-cos); absent = fastai's 0.25 / 0.75",
     ),
     ("training", "div", "initial lr = lr / div (fastai: 25)"),
     (
@@ -636,7 +649,7 @@ impl RunConfig {
         if !(t.lr.is_finite() && t.lr > 0.0) {
             return bad("training.lr", "must be a positive number");
         }
-        if !(0.0..1.0).contains(&t.pct_start) {
+        if !(0.0..1.0).contains(&t.pct_start()) {
             return bad("training.pct_start", "must be in [0, 1)");
         }
         if t.div <= 0.0 || t.div_final <= 0.0 {

@@ -187,3 +187,19 @@ fn current_fold_row_is_highlighted() {
     assert_eq!(buffer[(x + 2, y + 1)].symbol(), "1");
     assert_ne!(Some(buffer[(x + 2, y + 1)].fg), Theme::default().current.fg);
 }
+
+/// A real recording: `orchard train --headless --fold 0` on the demo set (5 epochs
+/// at 64 px), replayed to its end.
+const REAL_RUN: &str = include_str!("fixtures/demo_fold0_events.jsonl");
+
+#[test]
+fn real_recorded_run_replays_to_its_end() {
+    let events: Vec<Stamped> = REAL_RUN
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a recorded Stamped event"))
+        .collect();
+    let app = App::from_events(&events);
+    assert!(app.run_is_over());
+    assert_eq!(app.current_fold_epochs().count(), 5);
+    insta::assert_snapshot!("real_run_ended_120x40", screen_text(&render(&app, 120, 40)));
+}

@@ -1,6 +1,7 @@
 //! One function per subcommand; `run` dispatches.
 
 pub mod folds;
+pub mod schedule;
 pub mod stats;
 pub mod train;
 
@@ -19,6 +20,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Cmd::Stats(args)) => stats::stats(args),
         Some(Cmd::Folds(args)) => folds::folds(args),
         Some(Cmd::Config(_)) => print_out(&RunConfig::default_toml()),
+        Some(Cmd::Schedule(args)) => schedule::schedule(args),
     }
 }
 

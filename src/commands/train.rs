@@ -6,7 +6,7 @@ use crate::cli::TrainArgs;
 use crate::config::{RunConfig, TaskChoice};
 use crate::data::{DataSpec, Dataset, load_dataset};
 use crate::error::{Error, Result};
-use crate::run::{RunDir, RunPlan, engine, headless};
+use crate::run::{Command, RunDir, RunPlan, engine, headless};
 use std::io::IsTerminal;
 
 /// The config file (or the defaults) with the command line's flags on top.
@@ -99,8 +99,15 @@ pub fn train(args: TrainArgs) -> Result<()> {
     let use_dashboard =
         !args.headless && std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
     if use_dashboard {
-        crate::tui::run_dashboard_blocking(handle.events, handle.commands)
-            .map_err(|e| Error::Internal(format!("dashboard: {e}")))?;
+        // Keep a sender: if the dashboard fails, the run is still stopped cleanly.
+        let commands = handle.commands.clone();
+        if let Err(e) = crate::tui::run_dashboard_blocking(handle.events, handle.commands) {
+            let _ = commands.send(Command::Stop);
+            eprintln!("the dashboard failed ({e}); stopping the run after its current epoch");
+        }
+        if !handle.thread.is_finished() {
+            eprintln!("waiting for the run to finish its current epoch...");
+        }
     } else {
         // Keep the sender alive: dropping it would tell the engine nobody steers.
         let _commands = handle.commands;

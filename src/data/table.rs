@@ -71,6 +71,9 @@ pub fn load_dataset(spec: &DataSpec) -> Result<Dataset> {
         if csv.is_file() {
             let images = spec.images.clone().unwrap_or_else(|| path.join("images"));
             read_csv(&csv, &images)?
+        } else if path.join("train").is_dir() && !path.join("images").is_dir() {
+            // A Kaggle-style folder whose class folders sit in train/.
+            read_class_folders(&path.join("train"))?
         } else if path.join("images").is_dir() || !has_subdirs(path)? {
             return Err(Error::input(format!(
                 "{}: missing train.csv\nfix: put the labels in {} (image_id + one 0/1 column per class, or image,labels), pass the CSV file itself, or pass a folder of class folders",
@@ -495,6 +498,16 @@ mod tests {
         assert_eq!(ds.task, TaskType::MultiClass);
         assert_eq!(ds.items.len(), 4);
         assert_eq!(ds.items[2].id, "dog/1");
+    }
+
+    #[test]
+    fn class_folders_inside_train() {
+        let t = tempfile::tempdir().unwrap();
+        touch_images(&t.path().join("train/cat"), &["1.jpg"]);
+        touch_images(&t.path().join("train/dog"), &["1.jpg"]);
+        let ds = load_dataset(&DataSpec::new(t.path())).unwrap();
+        assert_eq!(ds.classes, vec!["cat", "dog"]);
+        assert_eq!(ds.task, TaskType::Binary);
     }
 
     #[test]

@@ -1,10 +1,26 @@
-//! Custom candle ops with a forward AND a backward pass.
+//! Custom candle ops with a forward AND a backward pass: orchard's CPU hot path.
 //!
-//! candle's stock pooling backward only works when kernel == stride, and its CPU
-//! kernels are single-threaded; the ops here fill those gaps. Each op works on
-//! contiguous NCHW tensors and is checked against a naive reference and by
-//! finite differences in its own tests.
+//! candle 0.11's stock CPU convolution backward goes through a slow direct
+//! transposed convolution, its pooling backward only works when kernel ==
+//! stride, and its batch norm and optimiser are chains of single-threaded
+//! tensor ops. The ops here replace them: im2col + GEMM convolution, general
+//! pooling, fused batch norm and an in-place AdamW step, multi-threaded with
+//! rayon. Each op works on contiguous NCHW tensors (f32, or f64 for gradient
+//! checks) and is checked against candle's stock op or a naive reference and by
+//! finite differences in its own tests. Tensors on another device fall back to
+//! candle's own ops.
 
+pub mod adamw;
+pub mod batchnorm;
+pub mod conv2d;
+mod float;
+pub mod layers;
 pub mod maxpool;
+#[cfg(test)]
+mod testing;
 
+pub use adamw::{AdamWState, AdamWStep, adamw_update};
+pub use batchnorm::{batch_norm_eval, batch_norm_train};
+pub use conv2d::conv2d;
+pub use layers::{BatchNorm2d, Conv2d};
 pub use maxpool::max_pool2d;

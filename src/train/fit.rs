@@ -69,9 +69,9 @@ pub fn planned_schedule(cfg: &TrainingConfig, steps_per_epoch: usize) -> Vec<(f6
     let n = cfg.epochs * steps_per_epoch;
     match cfg.policy {
         SchedulePolicy::OneCycle => {
-            one_cycle(n, cfg.lr, cfg.div, cfg.div_final, cfg.pct_start, cfg.moms)
+            one_cycle(n, cfg.lr, cfg.div, cfg.div_final, cfg.pct_start(), cfg.moms)
         }
-        SchedulePolicy::FlatCos => flat_cos(n, cfg.lr, cfg.div_final, cfg.pct_start, ADAM_BETA1),
+        SchedulePolicy::FlatCos => flat_cos(n, cfg.lr, cfg.div_final, cfg.pct_start(), ADAM_BETA1),
     }
 }
 
@@ -329,7 +329,7 @@ mod tests {
         assert!((s[0].0 - t.lr / t.div).abs() < 1e-15);
         assert_eq!(s[0].1, 0.95);
         t.policy = SchedulePolicy::FlatCos;
-        t.pct_start = 0.75;
+        t.pct_start = Some(0.75);
         let s = planned_schedule(&t, 4);
         assert_eq!(s[0], (t.lr, ADAM_BETA1));
         assert!(s.iter().all(|x| x.1 == ADAM_BETA1));

@@ -6,10 +6,13 @@
 
 pub mod batches;
 pub mod fit;
+pub mod loss;
+pub mod metrics;
 pub mod optim;
 pub mod params;
 pub mod resnet;
 pub mod schedule;
+pub mod tta;
 
 pub use batches::Sample;
 pub use fit::{FitHooks, FitResult, Flow, FoldData, fit_fold, planned_schedule, steps_per_epoch};

@@ -3,12 +3,14 @@
 //!
 //! candle-nn's `AdamW` decays every variable (BatchNorm and biases too) and has
 //! a fixed beta1, while fastai schedules beta1 per step and skips decay on norm
-//! params and biases (`wd_bn_bias=False`); hence our own, in plain tensor ops.
+//! params and biases (`wd_bn_bias=False`); hence our own, on the in-place
+//! `kernels::adamw` update.
 
 use crate::error::Result;
+use crate::kernels::{AdamWState, AdamWStep, adamw_update};
 use crate::train::params::TrainParam;
-use candle_core::Tensor;
 use candle_core::backprop::GradStore;
+use rayon::prelude::*;
 
 /// The hyper-parameters of one step; lr and beta1 come from the schedule.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -22,18 +24,18 @@ pub struct StepHypers {
 
 pub struct AdamW {
     params: Vec<TrainParam>,
-    /// First and second moments, created at a parameter's first gradient.
-    moments: Vec<Option<(Tensor, Tensor)>>,
+    /// First and second moments per parameter, created at its first gradient.
+    states: Vec<AdamWState>,
     /// Steps taken (fastai's `step` state, shared by all params here since all step together).
     steps: usize,
 }
 
 impl AdamW {
     pub fn new(params: Vec<TrainParam>) -> Self {
-        let moments = vec![None; params.len()];
+        let states = params.iter().map(|_| AdamWState::default()).collect();
         AdamW {
             params,
-            moments,
+            states,
             steps: 0,
         }
     }
@@ -48,32 +50,33 @@ impl AdamW {
     ///   m  = b1*m + (1-b1)*g
     ///   v  = b2*v + (1-b2)*g^2
     ///   p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)
-    /// The gradient was taken at the pre-decay weights, as in fastai.
+    /// The gradient was taken at the pre-decay weights, as in fastai. Runs in
+    /// place, parameters in parallel (and large ones split across threads).
     pub fn step(&mut self, grads: &GradStore, h: StepHypers) -> Result<()> {
         self.steps += 1;
         let t = self.steps as i32;
-        let debias1 = 1.0 - h.beta1.powi(t);
-        let debias2 = 1.0 - h.beta2.powi(t);
-        for (param, moments) in self.params.iter().zip(self.moments.iter_mut()) {
-            let Some(g) = grads.get(param.var.as_tensor()) else {
-                continue;
-            };
-            let (m, v) = match moments.take() {
-                Some(mv) => mv,
-                None => (g.zeros_like()?, g.zeros_like()?),
-            };
-            let m = ((m * h.beta1)? + (g * (1.0 - h.beta1))?)?;
-            let v = ((v * h.beta2)? + (g.sqr()? * (1.0 - h.beta2))?)?;
-            let mut p = param.var.as_tensor().detach();
-            if param.weight_decay && h.weight_decay != 0.0 {
-                p = (p * (1.0 - h.lr * h.weight_decay))?;
-            }
-            let denom = ((&v / debias2)?.sqrt()? + h.eps)?;
-            let update = ((&m / debias1)? / denom)?;
-            let p = (p - (update * h.lr)?)?;
-            param.var.set(&p)?;
-            *moments = Some((m, v));
-        }
+        let base = AdamWStep {
+            lr: h.lr,
+            beta1: h.beta1,
+            beta2: h.beta2,
+            eps: h.eps,
+            weight_decay: h.weight_decay,
+            debias1: 1.0 - h.beta1.powi(t),
+            debias2: 1.0 - h.beta2.powi(t),
+        };
+        self.params
+            .par_iter()
+            .zip(self.states.par_iter_mut())
+            .try_for_each(|(param, state)| {
+                let Some(g) = grads.get(param.var.as_tensor()) else {
+                    return Ok(());
+                };
+                let step = AdamWStep {
+                    weight_decay: if param.weight_decay { h.weight_decay } else { 0.0 },
+                    ..base
+                };
+                adamw_update(&param.var, g, state, &step)
+            })?;
         Ok(())
     }
 }
@@ -81,7 +84,7 @@ impl AdamW {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{Device, Var};
+    use candle_core::{Device, Tensor, Var};
 
     fn param(name: &str, values: &[f64], decay: bool) -> TrainParam {
         let t = Tensor::new(values, &Device::Cpu).unwrap();

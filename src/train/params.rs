@@ -9,11 +9,13 @@
 
 use crate::error::{Error, Result};
 use crate::rng::Rng;
+use crate::kernels::{BatchNorm2d, Conv2d};
 use candle_core::{Device, Tensor, Var};
-use candle_nn::{BatchNorm, Conv2d, Conv2dConfig, Linear, VarMap};
+use candle_nn::{Linear, VarMap};
 
 /// PyTorch's BatchNorm2d defaults.
 const BN_EPS: f64 = 1e-5;
+const BN_MOMENTUM: f64 = 0.1;
 
 /// A variable the optimiser updates.
 #[derive(Debug, Clone)]
@@ -70,20 +72,20 @@ impl<'a> ParamBuilder<'a> {
             &[c_out, c_in, kernel, kernel],
             Kind::Decayed,
         )?;
-        let config = Conv2dConfig {
+        Ok(Conv2d {
+            weight,
+            bias: None,
             padding,
             stride,
             dilation: 1,
             groups: 1,
-            cudnn_fwd_algo: None,
-        };
-        Ok(Conv2d::new(weight, None, config))
+        })
     }
 
     /// A BatchNorm2d with weight 1, bias 0, running mean 0 and running variance 1.
-    /// candle's `forward_t(x, true)` uses batch statistics and updates the running
-    /// ones with momentum 0.1 and the unbiased variance, as PyTorch does.
-    pub fn batch_norm(&mut self, name: &str, channels: usize) -> Result<BatchNorm> {
+    /// `forward_t(x, true)` uses batch statistics and updates the running ones
+    /// with momentum 0.1 and the unbiased variance, as PyTorch does.
+    pub fn batch_norm(&mut self, name: &str, channels: usize) -> Result<BatchNorm2d> {
         let weight = self.add(
             &format!("{name}.weight"),
             vec![1.0; channels],
@@ -108,8 +110,16 @@ impl<'a> ParamBuilder<'a> {
             &[channels],
             Kind::Buffer,
         )?;
-        // The running stats passed in are VarMap variables, so BatchNorm updates them in place.
-        Ok(BatchNorm::new(channels, mean, var, weight, bias, BN_EPS)?)
+        // The running stats are the VarMap's own variables (from_tensor on a
+        // variable shares it), so updating them updates the map.
+        Ok(BatchNorm2d {
+            weight,
+            bias,
+            running_mean: Var::from_tensor(&mean)?,
+            running_var: Var::from_tensor(&var)?,
+            eps: BN_EPS,
+            momentum: BN_MOMENTUM,
+        })
     }
 
     /// A linear layer with PyTorch's default init: weight and bias uniform in

@@ -4,14 +4,16 @@
 //!
 //! candle-transformers' resnet runs BatchNorm in eval mode only, so orchard has
 //! its own: BatchNorm uses batch statistics while training and the running ones
-//! for validation (`forward_t(x, train)`).
+//! for validation (`forward_t(x, train)`). Convolutions, batch norms and pooling
+//! run on orchard's kernels (`crate::kernels`), which fall back to candle's own
+//! ops off the CPU.
 
 use crate::error::Result;
-use crate::kernels::max_pool2d;
+use crate::kernels::{BatchNorm2d, Conv2d, max_pool2d};
 use crate::rng::Rng;
 use crate::train::params::{ParamBuilder, TrainParam};
 use candle_core::{Device, Module, ModuleT, Tensor};
-use candle_nn::{BatchNorm, Conv2d, Linear, VarMap};
+use candle_nn::{Linear, VarMap};
 
 /// Width of the four stages and their first block's stride.
 const STAGES: [(usize, usize); 4] = [(64, 1), (128, 2), (256, 2), (512, 2)];
@@ -20,7 +22,7 @@ const BLOCKS_PER_STAGE: usize = 2;
 
 pub struct ResNet18 {
     conv1: Conv2d,
-    bn1: BatchNorm,
+    bn1: BatchNorm2d,
     blocks: Vec<BasicBlock>,
     fc: Linear,
     trainable: Vec<TrainParam>,
@@ -76,11 +78,11 @@ impl ModuleT for ResNet18 {
 
 struct BasicBlock {
     conv1: Conv2d,
-    bn1: BatchNorm,
+    bn1: BatchNorm2d,
     conv2: Conv2d,
-    bn2: BatchNorm,
+    bn2: BatchNorm2d,
     /// 1x1 conv + BN on the identity path when the shape changes.
-    downsample: Option<(Conv2d, BatchNorm)>,
+    downsample: Option<(Conv2d, BatchNorm2d)>,
 }
 
 impl BasicBlock {
