@@ -150,6 +150,11 @@ pub struct TrainArgs {
     /// Plain fastai-style progress lines instead of the dashboard.
     #[arg(long)]
     pub headless: bool,
+    /// The dashboard's colours: a theme name (themes/NAME.toml or a shipped one:
+    /// default, dark, light, high-contrast) or the path of a theme file
+    /// [default: the config's dashboard.theme].
+    #[arg(long, value_name = "NAME|PATH")]
+    pub theme: Option<String>,
     /// The run directory (must not exist or be empty) [default: runs/<time>-<data set>].
     #[arg(long, value_name = "DIR")]
     pub run_dir: Option<PathBuf>,

@@ -72,6 +72,9 @@ fn limit_items(mut ds: Dataset, limit: Option<usize>) -> Dataset {
 
 pub fn train(args: TrainArgs) -> Result<()> {
     let cfg = resolve_config(&args)?;
+    // Checked before anything starts, headless too: a bad theme is a bad input.
+    // The flag overrides the config's dashboard.theme.
+    let theme = crate::tui::load_theme(args.theme.as_deref().unwrap_or(&cfg.dashboard.theme))?;
     if cfg.training.device != "cpu" {
         return Err(Error::input(format!(
             "training.device = {:?}: this build trains on the CPU only\nfix: use --device cpu (CUDA support comes with the cuda feature)",
@@ -101,7 +104,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
     if use_dashboard {
         // Keep a sender: if the dashboard fails, the run is still stopped cleanly.
         let commands = handle.commands.clone();
-        if let Err(e) = crate::tui::run_dashboard_blocking(handle.events, handle.commands) {
+        if let Err(e) = crate::tui::run_dashboard_blocking(handle.events, handle.commands, theme) {
             let _ = commands.send(Command::Stop);
             eprintln!("the dashboard failed ({e}); stopping the run after its current epoch");
         }

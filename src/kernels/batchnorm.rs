@@ -10,17 +10,20 @@
 //! task; the elementwise passes run one (image, channel) plane per task.
 
 use crate::kernels::float::{Float, dispatch2, dispatch3};
+use crate::kernels::relu::relu_mask;
 use candle_core::{CustomOp1, CustomOp3, D, Layout, Shape, Tensor, bail};
 use rayon::prelude::*;
 
-/// Training-mode batch norm: returns the output and the batch statistics as a
-/// (2, C) tensor [mean; biased variance] (not differentiable; for the running
-/// averages). Differentiable in `x`, `weight` and `bias`.
+/// Training-mode batch norm, followed by a ReLU when `relu` (fused: no extra
+/// pass). Returns the output and the batch statistics as a (2, C) tensor
+/// [mean; biased variance] (not differentiable; for the running averages).
+/// Differentiable in `x`, `weight` and `bias`.
 pub fn batch_norm_train(
     x: &Tensor,
     weight: &Tensor,
     bias: &Tensor,
     eps: f64,
+    relu: bool,
 ) -> candle_core::Result<(Tensor, Tensor)> {
     let dims = Dims::of(x.dims(), weight.dims(), bias.dims())?;
     if dims.n * dims.hw < 2 {
@@ -30,7 +33,8 @@ pub fn batch_norm_train(
         );
     }
     if !x.device().is_cpu() {
-        return stock_train(x, weight, bias, eps);
+        let (y, stats) = stock_train(x, weight, bias, eps)?;
+        return Ok((if relu { y.relu()? } else { y }, stats));
     }
     let x = x.contiguous()?;
     let stats = x.apply_op1_no_bwd(&ChannelStats)?;
@@ -38,13 +42,14 @@ pub fn batch_norm_train(
     let norm = Normalize {
         eps,
         batch_stats: true,
+        relu,
     };
     let y = x.apply_op3(&affine, &stats, norm)?;
     Ok((y, stats))
 }
 
-/// Eval-mode batch norm with fixed statistics. Differentiable in `x`, `weight`
-/// and `bias` (the statistics are constants).
+/// Eval-mode batch norm with fixed statistics, followed by a ReLU when `relu`.
+/// Differentiable in `x`, `weight` and `bias` (the statistics are constants).
 pub fn batch_norm_eval(
     x: &Tensor,
     weight: &Tensor,
@@ -52,17 +57,20 @@ pub fn batch_norm_eval(
     mean: &Tensor,
     var: &Tensor,
     eps: f64,
+    relu: bool,
 ) -> candle_core::Result<Tensor> {
     Dims::of(x.dims(), weight.dims(), bias.dims())?;
     Dims::of(x.dims(), mean.dims(), var.dims())?;
     let stats = Tensor::stack(&[mean, var], 0)?.detach();
     if !x.device().is_cpu() {
-        return stock_normalize(x, weight, bias, &stats, eps);
+        let y = stock_normalize(x, weight, bias, &stats, eps)?;
+        return if relu { y.relu() } else { Ok(y) };
     }
     let affine = Tensor::stack(&[weight, bias], 0)?;
     let norm = Normalize {
         eps,
         batch_stats: false,
+        relu,
     };
     x.contiguous()?.apply_op3(&affine, &stats, norm)
 }
@@ -78,7 +86,10 @@ fn stock_train(
     // (N, C, rest) -> (C, N*rest), so each channel's values lie in one row.
     let rows = x.flatten_from(2)?.transpose(0, 1)?.flatten_from(1)?;
     let mean = rows.mean(D::Minus1)?;
-    let var = rows.broadcast_sub(&mean.unsqueeze(1)?)?.sqr()?.mean(D::Minus1)?;
+    let var = rows
+        .broadcast_sub(&mean.unsqueeze(1)?)?
+        .sqr()?
+        .mean(D::Minus1)?;
     let y = stock_normalize(x, weight, bias, &Tensor::stack(&[&mean, &var], 0)?, eps)?;
     let stats = Tensor::stack(&[mean, var], 0)?.detach().reshape((2, c))?;
     Ok((y, stats))
@@ -97,7 +108,9 @@ fn stock_normalize(
     let per_channel = |t: &Tensor| t.reshape(shape.as_slice());
     let mean = per_channel(&stats.get(0)?)?;
     let var = per_channel(&stats.get(1)?)?;
-    let xhat = x.broadcast_sub(&mean)?.broadcast_div(&(var + eps)?.sqrt()?)?;
+    let xhat = x
+        .broadcast_sub(&mean)?
+        .broadcast_div(&(var + eps)?.sqrt()?)?;
     xhat.broadcast_mul(&per_channel(weight)?)?
         .broadcast_add(&per_channel(bias)?)
 }
@@ -139,19 +152,43 @@ impl Dims {
     }
 }
 
+/// Lanes of the per-plane sums below: independent accumulators, so the loop
+/// vectorises instead of waiting on one running sum.
+const LANES: usize = 8;
+
+/// sum(f(a[i], b[i])) over a plane: in `LANES` accumulators of T (a plane is at
+/// most a few thousand values, well within f32's precision), returned in f64
+/// so that the sum over the batch's planes is exact enough.
+fn plane_sum<T: Float>(a: &[T], b: &[T], f: impl Fn(T, T) -> T) -> f64 {
+    let mut acc = [T::ZERO; LANES];
+    let (a_main, b_main) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f64 = a_main
+        .remainder()
+        .iter()
+        .zip(b_main.remainder())
+        .map(|(&x, &y)| f(x, y).to_f64())
+        .sum();
+    for (ca, cb) in a_main.zip(b_main) {
+        for i in 0..LANES {
+            acc[i] += f(ca[i], cb[i]);
+        }
+    }
+    acc.iter().map(|v| v.to_f64()).sum::<f64>() + tail
+}
+
 /// Per-channel mean and biased variance, laid out as [means; variances].
 fn channel_stats<T: Float>(x: &[T], d: Dims) -> Vec<T> {
     let count = d.count().max(1) as f64;
     let per_channel: Vec<(f64, f64)> = (0..d.c)
         .into_par_iter()
         .map(|ch| {
-            let sum: f64 = d.planes(x, ch).flatten().map(|v| v.to_f64()).sum();
+            let sum: f64 = d.planes(x, ch).map(|p| plane_sum(p, p, |v, _| v)).sum();
             let mean = sum / count;
             // A second pass around the mean avoids the cancellation of E[x^2] - E[x]^2.
+            let m = T::from_f64(mean);
             let sq: f64 = d
                 .planes(x, ch)
-                .flatten()
-                .map(|v| (v.to_f64() - mean).powi(2))
+                .map(|p| plane_sum(p, p, |v, _| (v - m) * (v - m)))
                 .sum();
             (mean, sq / count)
         })
@@ -162,7 +199,15 @@ fn channel_stats<T: Float>(x: &[T], d: Dims) -> Vec<T> {
 }
 
 /// y = (x - mean) / sqrt(var + eps) * weight + bias, as y = x * scale + shift.
-fn normalize<T: Float>(x: &[T], affine: &[T], stats: &[T], eps: f64, d: Dims) -> Vec<T> {
+/// With `relu`, negative outputs become 0 (`v < 0` is false for NaN, which stays).
+fn normalize<T: Float>(
+    x: &[T],
+    affine: &[T],
+    stats: &[T],
+    eps: f64,
+    relu: bool,
+    d: Dims,
+) -> Vec<T> {
     let (scale, shift): (Vec<T>, Vec<T>) = (0..d.c)
         .map(|ch| {
             let inv_std = 1.0 / (stats[d.c + ch].to_f64() + eps).sqrt();
@@ -182,6 +227,13 @@ fn normalize<T: Float>(x: &[T], affine: &[T], stats: &[T], eps: f64, d: Dims) ->
             let (a, b) = (scale[plane % d.c], shift[plane % d.c]);
             for (o, &v) in yp.iter_mut().zip(xp) {
                 *o = v * a + b;
+            }
+            if relu {
+                for o in yp.iter_mut() {
+                    if *o < T::ZERO {
+                        *o = T::ZERO;
+                    }
+                }
             }
         });
     y
@@ -209,13 +261,14 @@ fn normalize_backward<T: Float>(
     let sums: Vec<(f64, f64)> = (0..c)
         .into_par_iter()
         .map(|ch| {
-            let mean = packed[2 * c + ch].to_f64();
+            let mean = packed[2 * c + ch];
             d.planes(x, ch)
-                .flatten()
-                .zip(d.planes(gy, ch).flatten())
-                .fold((0.0, 0.0), |(sg, sgx), (&v, &g)| {
-                    let g = g.to_f64();
-                    (sg + g, sgx + g * (v.to_f64() - mean))
+                .zip(d.planes(gy, ch))
+                .fold((0.0, 0.0), |(sg, sgx), (xp, gp)| {
+                    (
+                        sg + plane_sum(gp, gp, |g, _| g),
+                        sgx + plane_sum(xp, gp, |v, g| g * (v - mean)),
+                    )
                 })
         })
         .collect();
@@ -284,6 +337,8 @@ struct Normalize {
     /// Whether `stats` came from this very batch (training mode): then the
     /// gradient also flows through them, folded into the input gradient.
     batch_stats: bool,
+    /// Clamp the output at 0 (a fused ReLU).
+    relu: bool,
 }
 
 impl Normalize {
@@ -315,9 +370,13 @@ impl CustomOp3 for Normalize {
         sl: &Layout,
     ) -> candle_core::Result<(candle_core::CpuStorage, Shape)> {
         let d = self.dims(xl, affl, sl)?;
-        let y = dispatch3!("batch_norm", (xs, xl), (affs, affl), (ss, sl), |x, aff, st| {
-            normalize(x, aff, st, self.eps, d)
-        });
+        let y = dispatch3!(
+            "batch_norm",
+            (xs, xl),
+            (affs, affl),
+            (ss, sl),
+            |x, aff, st| normalize(x, aff, st, self.eps, self.relu, d)
+        );
         Ok((y, xl.shape().clone()))
     }
 
@@ -326,14 +385,22 @@ impl CustomOp3 for Normalize {
         x: &Tensor,
         affine: &Tensor,
         stats: &Tensor,
-        _res: &Tensor,
+        res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        // Through the fused ReLU first: the gradient passes where the output is positive.
+        let grad = if self.relu {
+            relu_mask(res, grad)?
+        } else {
+            grad.clone()
+        };
         let packed = Tensor::cat(&[&affine.detach(), &stats.detach()], 0)?;
         let both = x.apply_op3_no_bwd(&packed, &grad.contiguous()?, &NormalizeBackward(*self))?;
         let nx = x.elem_count();
         let gx = both.narrow(0, 0, nx)?.reshape(x.shape())?;
-        let g_affine = both.narrow(0, nx, affine.elem_count())?.reshape(affine.shape())?;
+        let g_affine = both
+            .narrow(0, nx, affine.elem_count())?
+            .reshape(affine.shape())?;
         // The statistics' own gradient is already folded into gx (or they are constants).
         Ok((Some(gx), Some(g_affine), None))
     }
@@ -366,10 +433,16 @@ impl CustomOp3 for NormalizeBackward {
                 xl.dims()
             );
         }
-        let Normalize { eps, batch_stats } = self.0;
-        let out = dispatch3!("batch_norm backward", (xs, xl), (ps, pl), (gs, gl), |x, p, g| {
-            normalize_backward(x, p, g, eps, batch_stats, d)
-        });
+        let Normalize {
+            eps, batch_stats, ..
+        } = self.0;
+        let out = dispatch3!(
+            "batch_norm backward",
+            (xs, xl),
+            (ps, pl),
+            (gs, gl),
+            |x, p, g| normalize_backward(x, p, g, eps, batch_stats, d)
+        );
         Ok((out, Shape::from(xl.shape().elem_count() + 2 * c)))
     }
 }
@@ -393,12 +466,15 @@ mod tests {
         for (i, shape) in SHAPES.into_iter().enumerate() {
             let c = shape.1;
             let x = Var::from_tensor(
-                &(random_tensor(shape, DType::F32, i as u64) * 3.0).unwrap().affine(1.0, 1.0).unwrap(),
+                &(random_tensor(shape, DType::F32, i as u64) * 3.0)
+                    .unwrap()
+                    .affine(1.0, 1.0)
+                    .unwrap(),
             )
             .unwrap();
             let (w, b) = vectors(c, DType::F32, 10 + i as u64);
             let (w, b) = (Var::from_tensor(&w).unwrap(), Var::from_tensor(&b).unwrap());
-            let (ours, stats) = batch_norm_train(&x, &w, &b, 1e-5).unwrap();
+            let (ours, stats) = batch_norm_train(&x, &w, &b, 1e-5, false).unwrap();
             let stock = candle_nn::BatchNorm::new(
                 c,
                 Tensor::zeros(c, DType::F32, &Device::Cpu).unwrap(),
@@ -428,7 +504,7 @@ mod tests {
         let (w, b) = vectors(3, DType::F32, 2);
         let mean = random_tensor(3, DType::F32, 4);
         let var = (random_tensor(3, DType::F32, 5).abs().unwrap() + 0.5).unwrap();
-        let ours = batch_norm_eval(&x, &w, &b, &mean, &var, 1e-5).unwrap();
+        let ours = batch_norm_eval(&x, &w, &b, &mean, &var, 1e-5, false).unwrap();
         let stats = Tensor::stack(&[&mean, &var], 0).unwrap();
         let want = stock_normalize(&x, &w, &b, &stats, 1e-5).unwrap();
         assert!(max_abs_diff(&ours, &want) < 1e-5);
@@ -440,24 +516,55 @@ mod tests {
             let x = random_tensor(shape, DType::F64, 20 + i as u64);
             let (w, b) = vectors(shape.1, DType::F64, 30 + i as u64);
             check_gradients(&[x.clone(), w.clone(), b.clone()], 40 + i as u64, |t| {
-                Ok(batch_norm_train(&t[0], &t[1], &t[2], 1e-5)?.0)
+                Ok(batch_norm_train(&t[0], &t[1], &t[2], 1e-5, false)?.0)
             });
             let mean = random_tensor(shape.1, DType::F64, 50);
             let var = (random_tensor(shape.1, DType::F64, 51).abs().unwrap() + 0.5).unwrap();
             check_gradients(&[x, w, b], 60 + i as u64, |t| {
-                batch_norm_eval(&t[0], &t[1], &t[2], &mean, &var, 1e-5)
+                batch_norm_eval(&t[0], &t[1], &t[2], &mean, &var, 1e-5, false)
             });
         }
+    }
+
+    #[test]
+    fn fused_relu_matches_batch_norm_then_relu() {
+        let x = Var::from_tensor(&random_tensor((2, 3, 4, 5), DType::F32, 7)).unwrap();
+        let (w, b) = vectors(3, DType::F32, 8);
+        let r = random_tensor((2, 3, 4, 5), DType::F32, 9);
+        let fused = batch_norm_train(&x, &w, &b, 1e-5, true).unwrap().0;
+        let plain = batch_norm_train(&x, &w, &b, 1e-5, false)
+            .unwrap()
+            .0
+            .relu()
+            .unwrap();
+        assert!(max_abs_diff(&fused, &plain) < 1e-6);
+        let g1 = (fused * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let g2 = (plain * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        assert!(max_abs_diff(g1.get(&x).unwrap(), g2.get(&x).unwrap()) < 1e-5);
+        let x64 = random_tensor((2, 3, 4, 5), DType::F64, 10);
+        let (w, b) = vectors(3, DType::F64, 11);
+        check_gradients(&[x64, w, b], 12, |t| {
+            Ok(batch_norm_train(&t[0], &t[1], &t[2], 1e-5, true)?.0)
+        });
     }
 
     #[test]
     fn bad_inputs_are_errors_not_panics() {
         let (w, b) = vectors(3, DType::F32, 1);
         let one = Tensor::zeros((1, 3, 1, 1), DType::F32, &Device::Cpu).unwrap();
-        assert!(batch_norm_train(&one, &w, &b, 1e-5).is_err(), "one value per channel");
+        assert!(
+            batch_norm_train(&one, &w, &b, 1e-5, false).is_err(),
+            "one value per channel"
+        );
         let x = Tensor::zeros((2, 4, 2, 2), DType::F32, &Device::Cpu).unwrap();
-        assert!(batch_norm_train(&x, &w, &b, 1e-5).is_err(), "channel mismatch");
+        assert!(
+            batch_norm_train(&x, &w, &b, 1e-5, false).is_err(),
+            "channel mismatch"
+        );
         let x1 = Tensor::zeros(4, DType::F32, &Device::Cpu).unwrap();
-        assert!(batch_norm_train(&x1, &w, &b, 1e-5).is_err(), "no channel dim");
+        assert!(
+            batch_norm_train(&x1, &w, &b, 1e-5, false).is_err(),
+            "no channel dim"
+        );
     }
 }

@@ -2,7 +2,9 @@
 //! every op: f32 for training, f64 for finite-difference gradient checks.
 
 use candle_core::{Layout, bail};
+use std::cell::Cell;
 use std::ops::{Add, AddAssign, Div, Mul, Sub};
+use std::thread::LocalKey;
 
 /// The float types the kernels run on.
 pub trait Float:
@@ -23,6 +25,31 @@ pub trait Float:
     fn to_f64(self) -> f64;
     fn sqrt(self) -> Self;
     fn is_nan(self) -> bool;
+    /// This thread's reusable scratch buffer of this type (see `with_scratch`).
+    fn scratch() -> &'static LocalKey<Cell<Vec<Self>>>;
+}
+
+thread_local! {
+    static SCRATCH_F32: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+    static SCRATCH_F64: Cell<Vec<f64>> = const { Cell::new(Vec::new()) };
+}
+
+/// Runs `f` on a buffer of `len` elements whose contents are unspecified (the
+/// caller overwrites before reading), reused across calls on this thread. The
+/// im2col buffers are tens of MiB; a fresh allocation each call costs a page
+/// fault and a zeroing per 4 KiB page. A nested call simply gets a new buffer.
+pub fn with_scratch<T: Float, R>(len: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
+    let mut buf = T::scratch().with(Cell::take);
+    if buf.len() < len {
+        buf.resize(len, T::ZERO);
+    }
+    let result = f(&mut buf[..len]);
+    T::scratch().with(|cell| {
+        // Keep the larger of this buffer and any a nested call left behind.
+        let other = cell.take();
+        cell.set(if other.len() > buf.len() { other } else { buf });
+    });
+    result
 }
 
 impl Float for f32 {
@@ -39,6 +66,9 @@ impl Float for f32 {
     }
     fn is_nan(self) -> bool {
         f32::is_nan(self)
+    }
+    fn scratch() -> &'static LocalKey<Cell<Vec<Self>>> {
+        &SCRATCH_F32
     }
 }
 
@@ -57,6 +87,9 @@ impl Float for f64 {
     fn is_nan(self) -> bool {
         f64::is_nan(self)
     }
+    fn scratch() -> &'static LocalKey<Cell<Vec<Self>>> {
+        &SCRATCH_F64
+    }
 }
 
 /// The contiguous slice a layout views, or an error for strided views (the
@@ -72,9 +105,9 @@ pub fn contiguous<'a, T>(data: &'a [T], layout: &Layout, op: &str) -> candle_cor
 /// dtype and wraps its result back into a storage.
 macro_rules! dispatch2 {
     ($op:expr, ($a:expr, $la:expr), ($b:expr, $lb:expr), |$x:ident, $y:ident| $body:expr) => {{
-        use $crate::kernels::float::contiguous;
         use candle_core::CpuStorage;
         use candle_core::backend::BackendStorage;
+        use $crate::kernels::float::contiguous;
         match ($a, $b) {
             (CpuStorage::F32(a), CpuStorage::F32(b)) => {
                 let $x = contiguous(a, $la, $op)?;
@@ -99,9 +132,9 @@ macro_rules! dispatch2 {
 /// As `dispatch2`, for three storages.
 macro_rules! dispatch3 {
     ($op:expr, ($a:expr, $la:expr), ($b:expr, $lb:expr), ($c:expr, $lc:expr), |$x:ident, $y:ident, $z:ident| $body:expr) => {{
-        use $crate::kernels::float::contiguous;
         use candle_core::CpuStorage;
         use candle_core::backend::BackendStorage;
+        use $crate::kernels::float::contiguous;
         match ($a, $b, $c) {
             (CpuStorage::F32(a), CpuStorage::F32(b), CpuStorage::F32(c)) => {
                 let $x = contiguous(a, $la, $op)?;

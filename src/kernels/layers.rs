@@ -47,6 +47,17 @@ pub struct BatchNorm2d {
 
 impl ModuleT for BatchNorm2d {
     fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        self.forward_fused(x, train, false)
+    }
+}
+
+impl BatchNorm2d {
+    /// Batch norm followed by ReLU, in one pass each way.
+    pub fn forward_relu(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        self.forward_fused(x, train, true)
+    }
+
+    fn forward_fused(&self, x: &Tensor, train: bool, relu: bool) -> candle_core::Result<Tensor> {
         if !train {
             return batch_norm_eval(
                 x,
@@ -55,9 +66,10 @@ impl ModuleT for BatchNorm2d {
                 self.running_mean.as_tensor(),
                 self.running_var.as_tensor(),
                 self.eps,
+                relu,
             );
         }
-        let (y, stats) = batch_norm_train(x, &self.weight, &self.bias, self.eps)?;
+        let (y, stats) = batch_norm_train(x, &self.weight, &self.bias, self.eps, relu)?;
         // Running averages as PyTorch keeps them: momentum-weighted, with the
         // unbiased variance (n / (n - 1); batch_norm_train requires n >= 2).
         let n = (x.elem_count() / x.dim(1)?) as f64;

@@ -11,16 +11,23 @@
 //! candle's own ops.
 
 pub mod adamw;
+pub mod alloc;
 pub mod batchnorm;
 pub mod conv2d;
 mod float;
 pub mod layers;
-pub mod maxpool;
+pub mod pool;
+pub mod relu;
 #[cfg(test)]
 mod testing;
 
 pub use adamw::{AdamWState, AdamWStep, adamw_update};
+pub use alloc::tune_allocator;
 pub use batchnorm::{batch_norm_eval, batch_norm_train};
 pub use conv2d::conv2d;
 pub use layers::{BatchNorm2d, Conv2d};
-pub use maxpool::max_pool2d;
+pub use pool::{
+    PoolWindow, adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d_with, max_pool2d,
+    max_pool2d_with,
+};
+pub use relu::{add_relu, relu};

@@ -72,7 +72,11 @@ impl AdamW {
                     return Ok(());
                 };
                 let step = AdamWStep {
-                    weight_decay: if param.weight_decay { h.weight_decay } else { 0.0 },
+                    weight_decay: if param.weight_decay {
+                        h.weight_decay
+                    } else {
+                        0.0
+                    },
                     ..base
                 };
                 adamw_update(&param.var, g, state, &step)

@@ -8,8 +8,8 @@
 //! `wd_bn_bias=False`: no decay on norm weights and on biases).
 
 use crate::error::{Error, Result};
-use crate::rng::Rng;
 use crate::kernels::{BatchNorm2d, Conv2d};
+use crate::rng::Rng;
 use candle_core::{Device, Tensor, Var};
 use candle_nn::{Linear, VarMap};
 

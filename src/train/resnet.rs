@@ -9,7 +9,9 @@
 //! ops off the CPU.
 
 use crate::error::Result;
-use crate::kernels::{BatchNorm2d, Conv2d, max_pool2d};
+use crate::kernels::{
+    BatchNorm2d, Conv2d, adaptive_avg_pool2d, add_relu, max_pool2d, tune_allocator,
+};
 use crate::rng::Rng;
 use crate::train::params::{ParamBuilder, TrainParam};
 use candle_core::{Device, Module, ModuleT, Tensor};
@@ -32,6 +34,9 @@ impl ResNet18 {
     /// A freshly initialised network whose variables live in `varmap` (which
     /// should be empty). Initial weights are a function of `rng` alone.
     pub fn new(num_classes: usize, varmap: &VarMap, device: &Device, rng: Rng) -> Result<Self> {
+        // Training allocates many multi-MiB tensors per step: keep them in the
+        // heap (idempotent; every program that trains a model gets it).
+        tune_allocator();
         let mut pb = ParamBuilder::new(varmap, device, rng);
         let conv1 = pb.conv2d("conv1", 3, 64, 7, 2, 3)?;
         let bn1 = pb.batch_norm("bn1", 64)?;
@@ -65,13 +70,13 @@ impl ModuleT for ResNet18 {
     /// NCHW images -> logits (N, num_classes).
     fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
         let x = self.conv1.forward(x)?;
-        let x = self.bn1.forward_t(&x, train)?.relu()?;
+        let x = self.bn1.forward_relu(&x, train)?;
         let mut x = max_pool2d(&x, 3, 2, 1)?;
         for block in &self.blocks {
             x = block.forward_t(&x, train)?;
         }
         // AdaptiveAvgPool2d((1, 1)) + flatten.
-        let x = x.mean((2, 3))?;
+        let x = adaptive_avg_pool2d(&x, (1, 1))?.flatten_from(1)?;
         self.fc.forward(&x)
     }
 }
@@ -116,13 +121,13 @@ impl BasicBlock {
     }
 
     fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        let out = self.bn1.forward_t(&self.conv1.forward(x)?, train)?.relu()?;
+        let out = self.bn1.forward_relu(&self.conv1.forward(x)?, train)?;
         let out = self.bn2.forward_t(&self.conv2.forward(&out)?, train)?;
         let identity = match &self.downsample {
             Some((conv, bn)) => bn.forward_t(&conv.forward(x)?, train)?,
             None => x.clone(),
         };
-        (out + identity)?.relu()
+        add_relu(&out, &identity)
     }
 }
 

@@ -16,7 +16,7 @@ use tokio::time::MissedTickBehavior;
 use super::input::handle_key;
 use super::state::App;
 use super::terminal::TerminalGuard;
-use super::theme::Theme;
+use super::theme::{ColorSupport, Theme};
 use super::ui::draw;
 use crate::run::{Command, Stamped};
 
@@ -26,14 +26,17 @@ const FRAME_INTERVAL: Duration = Duration::from_millis(100);
 /// Show the dashboard until the user leaves: after the run ended (`q`), after a
 /// confirmed stop once `RunEnded` arrives, or at once with `q` while stopping.
 ///
-/// `events` is the engine's stream; `commands` goes to the engine. The terminal
-/// is restored on return, on error and on panic.
+/// `events` is the engine's stream; `commands` goes to the engine. `theme` is
+/// shown as the terminal can (RGB colours become ANSI ones without true
+/// colour, see `ColorSupport::detect`). The terminal is restored on return, on
+/// error and on panic.
 pub async fn run_dashboard(
     mut events: UnboundedReceiver<Stamped>,
     commands: Sender<Command>,
+    theme: Theme,
 ) -> io::Result<()> {
+    let theme = theme.for_terminal(ColorSupport::detect());
     let mut guard = TerminalGuard::enter()?;
-    let theme = Theme::default();
     let mut app = App::default();
     let mut keys = EventStream::new();
     let mut tick = tokio::time::interval(FRAME_INTERVAL);
@@ -85,9 +88,10 @@ pub async fn run_dashboard(
 pub fn run_dashboard_blocking(
     events: UnboundedReceiver<Stamped>,
     commands: Sender<Command>,
+    theme: Theme,
 ) -> io::Result<()> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
-        .block_on(run_dashboard(events, commands))
+        .block_on(run_dashboard(events, commands, theme))
 }

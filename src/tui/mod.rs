@@ -15,10 +15,12 @@ pub mod panes;
 pub mod state;
 pub mod terminal;
 pub mod theme;
+pub mod theme_file;
 pub mod ui;
 
 pub use event_loop::{run_dashboard, run_dashboard_blocking};
 pub use input::{handle_action, handle_key};
 pub use state::{App, EndStatus, Overlay, RunState};
-pub use theme::Theme;
+pub use theme::{ColorSupport, Theme};
+pub use theme_file::load_theme;
 pub use ui::draw;

@@ -14,6 +14,8 @@ type PaneRender = fn(&mut Frame, Rect, &App, &Theme);
 /// Draw every pane that fits `frame`'s size, then the open overlay on top.
 pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) {
     let area = frame.area();
+    // The theme's own background (if any) under every pane.
+    frame.buffer_mut().set_style(area, theme.background);
     let table_rows = app
         .plan
         .as_ref()

@@ -26,6 +26,8 @@ pub fn render(frame: &mut Frame, area: Rect, theme: &Theme) {
     ];
     let popup = area.centered(Constraint::Max(62), Constraint::Max(6));
     frame.render_widget(Clear, popup);
+    // Clear resets to the terminal's colours; themes with a background repaint it.
+    frame.buffer_mut().set_style(popup, theme.background);
     frame.render_widget(
         Paragraph::new(lines)
             .block(pane_block("stop", theme).border_style(theme.warning))

@@ -26,6 +26,8 @@ pub fn render(frame: &mut Frame, area: Rect, theme: &Theme) {
     let height = u16::try_from(lines.len() + 2).unwrap_or(u16::MAX);
     let popup = area.centered(Constraint::Max(78), Constraint::Max(height));
     frame.render_widget(Clear, popup);
+    // Clear resets to the terminal's colours; themes with a background repaint it.
+    frame.buffer_mut().set_style(popup, theme.background);
     frame.render_widget(
         Paragraph::new(lines)
             .block(pane_block("keys · ? or esc closes", theme))
