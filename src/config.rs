@@ -363,6 +363,11 @@ impl Default for DashboardConfig {
     }
 }
 
+/// Most epochs a run may plan (the whole schedule is kept in memory and shown).
+pub const MAX_EPOCHS: usize = 10_000;
+/// Most repeats of one class's images when oversampling.
+pub const MAX_OVERSAMPLE: usize = 1_000;
+
 /// One line of documentation for every key, printed by `orchard config --default`.
 /// A test checks that every key of the default config has one.
 const KEY_DOCS: &[(&str, &str, &str)] = &[
@@ -618,7 +623,11 @@ impl RunConfig {
 
     /// Check values that parse but cannot work, naming the key.
     pub fn validate(&self) -> Result<()> {
-        let bad = |key: &str, why: &str| Err(Error::input(format!("config key {key}: {why}")));
+        let bad = |key: &str, why: &str| {
+            Err(Error::input(format!(
+                "config key {key} (or its command-line flag): {why}\nfix: change that value; `orchard config --default` lists every key"
+            )))
+        };
         let t = &self.training;
         if self.folds.k < 2 {
             return bad(
@@ -636,6 +645,15 @@ impl RunConfig {
         }
         if t.epochs == 0 {
             return bad("training.epochs", "must be at least 1");
+        }
+        if t.epochs > MAX_EPOCHS {
+            return bad(
+                "training.epochs",
+                &format!(
+                    "is {}, more than the {MAX_EPOCHS} orchard plans for",
+                    t.epochs
+                ),
+            );
         }
         if t.batch_size == 0 {
             return bad("training.batch_size", "must be at least 1");
@@ -664,6 +682,12 @@ impl RunConfig {
             }
         }
         for (class, n) in &self.folds.oversample {
+            if *n > MAX_OVERSAMPLE {
+                return bad(
+                    &format!("folds.oversample.{class}"),
+                    &format!("is {n}, more than {MAX_OVERSAMPLE} repeats"),
+                );
+            }
             if *n == 0 {
                 return bad(
                     &format!("folds.oversample.{class}"),
@@ -673,6 +697,64 @@ impl RunConfig {
         }
         if !(0.0..1.0).contains(&self.label_correction.warmup) {
             return bad("label_correction.warmup", "must be a share in [0, 1)");
+        }
+        Ok(())
+    }
+
+    /// Refuse settings whose feature is not built yet, instead of silently
+    /// training without it.
+    pub fn check_supported(&self) -> Result<()> {
+        let not_yet = |key: &str, value: &str, fix: &str| {
+            Err(Error::input(format!(
+                "config key {key} = {value}: not available yet in this version of orchard\nfix: {fix}"
+            )))
+        };
+        if self.model.arch != "resnet18" {
+            return not_yet(
+                "model.arch",
+                &format!("{:?}", self.model.arch),
+                "use \"resnet18\"",
+            );
+        }
+        if let Some(p) = &self.model.pretrained {
+            return not_yet(
+                "model.pretrained",
+                &format!("{:?}", p.display().to_string()),
+                "remove the key (training starts from scratch)",
+            );
+        }
+        if self.data.on_corrupt == OnCorrupt::Skip {
+            return not_yet(
+                "data.on_corrupt",
+                "\"skip\"",
+                "remove or replace the corrupt images; use \"fail\"",
+            );
+        }
+        if self.augmentation.batch_augment {
+            return not_yet("augmentation.batch_augment", "true", "set it to false");
+        }
+        if self.augmentation.resize != ResizeMethod::Squish {
+            return not_yet(
+                "augmentation.resize",
+                "other than \"squish\"",
+                "use \"squish\"",
+            );
+        }
+        if self.augmentation.normalize != NormStats::Imagenet {
+            return not_yet("augmentation.normalize", "\"dataset\"", "use \"imagenet\"");
+        }
+        if self.mixing.method != MixMethod::None {
+            return not_yet("mixing.method", "other than \"none\"", "use \"none\"");
+        }
+        if self.label_correction.enabled {
+            return not_yet("label_correction.enabled", "true", "set it to false");
+        }
+        if self.training.device != "cpu" {
+            return not_yet(
+                "training.device",
+                &format!("{:?}", self.training.device),
+                "use \"cpu\" (CUDA comes with the cuda feature)",
+            );
         }
         Ok(())
     }
@@ -725,13 +807,26 @@ impl RunConfig {
     }
 }
 
+/// A key as TOML needs it: bare when it can be, quoted otherwise (a class name
+/// such as "late blight" is a valid oversampling key).
+fn toml_key(k: &str) -> String {
+    let bare = !k.is_empty()
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if bare {
+        k.to_string()
+    } else {
+        toml::Value::String(k.to_string()).to_string()
+    }
+}
+
 fn inline_value(v: &toml::Value) -> String {
     match v {
         toml::Value::Table(t) if t.is_empty() => "{}".into(),
         toml::Value::Table(t) => {
             let parts: Vec<String> = t
                 .iter()
-                .map(|(k, v)| format!("{k} = {}", inline_value(v)))
+                .map(|(k, v)| format!("{} = {}", toml_key(k), inline_value(v)))
                 .collect();
             format!("{{ {} }}", parts.join(", "))
         }
@@ -762,6 +857,14 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn class_names_that_need_quotes_survive_the_round_trip() {
+        let mut c = RunConfig::default();
+        c.folds.oversample.insert("late blight".into(), 3);
+        let back = RunConfig::parse(&c.to_commented_toml(), "written").unwrap();
+        assert_eq!(back.folds.oversample.get("late blight"), Some(&3));
     }
 
     #[test]

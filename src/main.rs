@@ -10,8 +10,9 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let code = e.exit_code();
+            // The library's messages already carry their cause; print them once.
             let report = anyhow::Error::new(e);
-            eprintln!("error: {report:#}");
+            eprintln!("error: {report}");
             ExitCode::from(code as u8)
         }
     }

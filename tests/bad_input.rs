@@ -208,3 +208,63 @@ fn folds_out_never_overwrites() {
     );
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "precious");
 }
+
+#[test]
+fn data_given_where_train_expects_a_config() {
+    let demo = demo();
+    assert_exit2(
+        &["train", demo.to_str().unwrap(), "--headless"],
+        &["--data", "not data"],
+    );
+}
+
+#[test]
+fn a_feature_that_is_not_built_yet_is_refused_not_ignored() {
+    let t = tempfile::tempdir().unwrap();
+    let cfg = t.path().join("run.toml");
+    std::fs::write(&cfg, "[mixing]\nmethod = \"mixup\"\n").unwrap();
+    let run_dir = t.path().join("run");
+    assert_exit2(
+        &["train", s(&cfg), "--headless", "--run-dir", s(&run_dir)],
+        &["mixing.method", "not available yet"],
+    );
+    assert!(!run_dir.exists());
+}
+
+#[test]
+fn bad_input_to_train_leaves_no_run_directory() {
+    let t = tempfile::tempdir().unwrap();
+    let run_dir = t.path().join("run");
+    assert_exit2(
+        &[
+            "train",
+            "--headless",
+            "--oversample",
+            "dragon=2",
+            "--run-dir",
+            s(&run_dir),
+        ],
+        &["dragon", "mammal"],
+    );
+    assert!(
+        !run_dir.exists(),
+        "a failed start must not leave a run directory"
+    );
+}
+
+#[test]
+fn absurd_oversampling_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    one_hot_dataset(t.path(), &["a", "b"], &[4, 4]);
+    assert_exit2(
+        &[
+            "folds",
+            s(t.path()),
+            "--k",
+            "2",
+            "--oversample",
+            "a=4611686018427387904",
+        ],
+        &["--oversample", "at most 1000"],
+    );
+}

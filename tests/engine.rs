@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use orchard::config::RunConfig;
 use orchard::data::{DataSpec, load_dataset};
-use orchard::run::{Command, Event, RunDir, RunPlan, Stamped, start};
+use orchard::run::{Command, Event, RunPlan, Stamped, start};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -52,8 +52,7 @@ fn pause_stops_batches_until_resume() {
     let data = one_hot_dataset(&t.path().join("data"), &["red", "blue"], &[12, 12]);
     let cfg = tiny_config(&data);
     let ds = load_dataset(&DataSpec::new(&data)).unwrap();
-    let run_dir = RunDir::create(&t.path().join("run")).unwrap();
-    let plan = RunPlan::prepare(cfg, ds, run_dir).unwrap();
+    let plan = RunPlan::prepare(cfg, ds, &t.path().join("run")).unwrap();
     let mut h = start(plan).unwrap();
 
     wait_for(&mut h.events, 60, |e| matches!(e, Event::Batch { .. }));
@@ -89,8 +88,7 @@ fn stop_is_acknowledged_and_ends_after_the_epoch() {
     let mut cfg = tiny_config(&data);
     cfg.training.epochs = 5;
     let ds = load_dataset(&DataSpec::new(&data)).unwrap();
-    let run_dir = RunDir::create(&t.path().join("run")).unwrap();
-    let plan = RunPlan::prepare(cfg, ds, run_dir).unwrap();
+    let plan = RunPlan::prepare(cfg, ds, &t.path().join("run")).unwrap();
     let mut h = start(plan).unwrap();
     wait_for(&mut h.events, 60, |e| matches!(e, Event::Batch { .. }));
     h.commands.send(Command::Stop).unwrap();

@@ -158,3 +158,13 @@ fn bad_values_exit_2_naming_the_flag() {
         );
     }
 }
+
+#[test]
+fn absurd_step_counts_are_refused() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_orchard"))
+        .args(["schedule", "--lr-max", "1e-3", "--steps", "1000000000000"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--steps"));
+}

@@ -29,32 +29,33 @@ struct TrainingCounts {
 }
 
 pub fn folds(args: FoldsArgs) -> Result<()> {
+    if let Some(out) = &args.out
+        && out.exists()
+    {
+        return Err(Error::input(format!(
+            "--out {}: the file already exists\nfix: choose a new file name (orchard never overwrites files)",
+            out.display()
+        )));
+    }
     let ds = super::load_data_args(&args.data)?;
     let folds = assign_folds(&ds, args.k, args.seed)?;
     let (over, under) = super::resample_maps(&args.resample);
     let resampling = Resampling::from_names(&ds, &over, &under)?;
-    let training: Vec<TrainingCounts> =
-        if resampling.is_identity() && over.is_empty() && under.is_empty() {
-            Vec::new()
-        } else {
-            (0..folds.k)
-                .map(|f| {
-                    let train = folds.train_indices(f);
-                    TrainingCounts {
-                        fold: f,
-                        before: class_counts(&ds, &train),
-                        after: class_counts(&ds, &resampling.apply(&ds, &train, args.seed, f)),
-                    }
-                })
-                .collect()
-        };
+    let training: Vec<TrainingCounts> = if over.is_empty() && under.is_empty() {
+        Vec::new()
+    } else {
+        (0..folds.k)
+            .map(|f| {
+                let train = folds.train_indices(f);
+                TrainingCounts {
+                    fold: f,
+                    before: class_counts(&ds, &train),
+                    after: class_counts(&ds, &resampling.apply(&ds, &train, args.seed, f)),
+                }
+            })
+            .collect()
+    };
     if let Some(out) = &args.out {
-        if out.exists() {
-            return Err(Error::input(format!(
-                "--out {}: the file already exists\nfix: choose a new file name (orchard never overwrites files)",
-                out.display()
-            )));
-        }
         write_folds_csv(out, &ds, &folds)?;
     }
     let report = FoldReport {

@@ -27,6 +27,9 @@ pub fn schedule(args: ScheduleArgs) -> Result<()> {
     super::print_out(&text)
 }
 
+/// Most steps printed: ten million rows is already far more than any run.
+const MAX_STEPS: usize = 10_000_000;
+
 /// The training configuration these flags describe, after checking them.
 fn training_config(args: &ScheduleArgs) -> Result<TrainingConfig> {
     let defaults = TrainingConfig::default();
@@ -38,6 +41,12 @@ fn training_config(args: &ScheduleArgs) -> Result<TrainingConfig> {
         return Err(Error::input(
             "--steps 0: a schedule needs at least 1 step\nfix: give the number of optimiser steps, e.g. --steps 100 (epochs x batches per epoch)",
         ));
+    }
+    if args.steps > MAX_STEPS {
+        return Err(Error::input(format!(
+            "--steps {}: at most {MAX_STEPS} steps\nfix: give the number of optimiser steps of a run (epochs x batches per epoch)",
+            args.steps
+        )));
     }
     if !(args.lr_max.is_finite() && args.lr_max > 0.0) {
         return Err(Error::input(format!(

@@ -12,6 +12,13 @@ use std::io::IsTerminal;
 /// The config file (or the defaults) with the command line's flags on top.
 pub fn resolve_config(args: &TrainArgs) -> Result<RunConfig> {
     let mut cfg = match &args.config {
+        Some(p) if p.is_dir() || p.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) => {
+            return Err(Error::input(format!(
+                "{}: `orchard train` takes a config file (TOML) here, not data\nfix: orchard train --data {}",
+                p.display(),
+                p.display()
+            )));
+        }
         Some(p) => RunConfig::load(p)?,
         None => RunConfig::default(),
     };
@@ -75,12 +82,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
     // Checked before anything starts, headless too: a bad theme is a bad input.
     // The flag overrides the config's dashboard.theme.
     let theme = crate::tui::load_theme(args.theme.as_deref().unwrap_or(&cfg.dashboard.theme))?;
-    if cfg.training.device != "cpu" {
-        return Err(Error::input(format!(
-            "training.device = {:?}: this build trains on the CPU only\nfix: use --device cpu (CUDA support comes with the cuda feature)",
-            cfg.training.device
-        )));
-    }
+    cfg.check_supported()?;
     let spec = DataSpec {
         path: cfg.data.path.clone(),
         images: cfg.data.images.clone(),
@@ -97,7 +99,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
         .run_dir
         .clone()
         .unwrap_or_else(|| RunDir::default_path(&ds.display_name()));
-    let plan = RunPlan::prepare(cfg, ds, RunDir::create(&run_path)?)?;
+    let plan = RunPlan::prepare(cfg, ds, &run_path)?;
     let handle = engine::start(plan)?;
     let use_dashboard =
         !args.headless && std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
@@ -105,11 +107,13 @@ pub fn train(args: TrainArgs) -> Result<()> {
         // Keep a sender: if the dashboard fails, the run is still stopped cleanly.
         let commands = handle.commands.clone();
         if let Err(e) = crate::tui::run_dashboard_blocking(handle.events, handle.commands, theme) {
-            let _ = commands.send(Command::Stop);
-            eprintln!("the dashboard failed ({e}); stopping the run after its current epoch");
+            eprintln!("the dashboard failed ({e})");
         }
+        // The dashboard is gone (stopped run, closed terminal, error): a run it
+        // started must not wait, paused, for a Resume that can no longer come.
         if !handle.thread.is_finished() {
-            eprintln!("waiting for the run to finish its current epoch...");
+            let _ = commands.send(Command::Stop);
+            eprintln!("stopping the run after its current epoch...");
         }
     } else {
         // Keep the sender alive: dropping it would tell the engine nobody steers.

@@ -72,42 +72,6 @@ pub fn resize_rgb(img: &RgbImage, width: u32, height: u32) -> RgbImage {
     RgbImage::from_raw(width, height, dst.into_vec()).expect("buffer of the requested size")
 }
 
-/// Crop then resize: the region (x, y, w, h) of `img`, resized to `width` x `height`.
-pub fn crop_resize_rgb(
-    img: &RgbImage,
-    region: (u32, u32, u32, u32),
-    width: u32,
-    height: u32,
-) -> RgbImage {
-    let (x, y, w, h) = region;
-    let src =
-        fr::images::ImageRef::new(img.width(), img.height(), img.as_raw(), fr::PixelType::U8x3)
-            .expect("an RgbImage buffer matches its dimensions");
-    let mut dst = fr::images::Image::new(width, height, fr::PixelType::U8x3);
-    let mut resizer = fr::Resizer::new();
-    let opts = fr::ResizeOptions::new()
-        .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Bilinear))
-        .crop(x as f64, y as f64, w as f64, h as f64);
-    resizer
-        .resize(&src, &mut dst, &opts)
-        .expect("same pixel type on both sides");
-    RgbImage::from_raw(width, height, dst.into_vec()).expect("buffer of the requested size")
-}
-
-/// Width and height from the file header, without decoding pixels.
-pub fn header_size(path: &Path) -> Result<(u32, u32)> {
-    let reader = ImageReader::open(path)
-        .map_err(|e| Error::io(path, e))?
-        .with_guessed_format()
-        .map_err(|e| Error::io(path, e))?;
-    reader.into_dimensions().map_err(|e| {
-        Error::input(format!(
-            "{}: not a readable image header ({e})\nfix: replace the file with a JPEG or PNG, or remove its row",
-            path.display()
-        ))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -70,10 +70,16 @@ pub fn check_k(ds: &Dataset, k: usize) -> Result<()> {
     if let Some((c, &n)) = counts.iter().enumerate().min_by_key(|&(_, n)| *n)
         && k > n
     {
+        let fix = if n < 2 {
+            format!(
+                "{} has {n} image(s), too few for any k-fold split: add images of it, or remove it from the labels",
+                ds.classes[c]
+            )
+        } else {
+            format!("use --k {n} or less, or add images of {}", ds.classes[c])
+        };
         return Err(Error::input(format!(
-            "--k {k} is larger than the smallest class: {} has only {n} image(s), so some folds would have none\nfix: use --k {} or less, or add images of {}",
-            ds.classes[c],
-            n.max(2),
+            "--k {k} is larger than the smallest class: {} has only {n} image(s), so some folds would have none\nfix: {fix}",
             ds.classes[c]
         )));
     }

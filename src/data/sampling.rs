@@ -44,6 +44,12 @@ impl Resampling {
                     "--oversample {name}=0: the factor must be at least 1 (1 = unchanged)\nfix: to drop images use --undersample {name}=F"
                 )));
             }
+            if n > crate::config::MAX_OVERSAMPLE {
+                return Err(Error::input(format!(
+                    "--oversample {name}={n}: at most {} repeats\nfix: a factor such as 2-10 is usual",
+                    crate::config::MAX_OVERSAMPLE
+                )));
+            }
             r.oversample.insert(lookup(name, "--oversample")?, n);
         }
         for (name, &f) in undersample {
@@ -55,10 +61,6 @@ impl Resampling {
             r.undersample.insert(lookup(name, "--undersample")?, f);
         }
         Ok(r)
-    }
-
-    pub fn is_identity(&self) -> bool {
-        self.oversample.values().all(|&n| n == 1) && self.undersample.values().all(|&f| f == 1.0)
     }
 
     /// Apply to the training indices of one fold: first undersample (a seeded

@@ -84,8 +84,32 @@ pub fn load_dataset(spec: &DataSpec) -> Result<Dataset> {
             read_class_folders(path)?
         }
     };
+    if ds.items.is_empty() || ds.classes.is_empty() {
+        return Err(Error::input(format!(
+            "{}: no labelled images found\nfix: pass a directory with train.csv and images/, a CSV file, or a folder of class folders",
+            path.display()
+        )));
+    }
+    check_same_file_twice(&ds)?;
     apply_task(&mut ds, spec.task)?;
     Ok(ds)
+}
+
+/// Two ids (e.g. `a` and `a.jpg`) that resolve to one file would put the same
+/// image in training and validation.
+fn check_same_file_twice(ds: &Dataset) -> Result<()> {
+    let mut seen: HashMap<&Path, &str> = HashMap::new();
+    for item in &ds.items {
+        if let Some(first) = seen.insert(item.path.as_path(), item.id.as_str()) {
+            return Err(Error::input(format!(
+                "{}: the ids {first} and {} both name the file {}\nfix: keep one row per image",
+                ds.source.display(),
+                item.id,
+                item.path.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn has_subdirs(dir: &Path) -> Result<bool> {
@@ -222,9 +246,13 @@ fn read_csv(csv_path: &Path, images: &Path) -> Result<Dataset> {
         }
     }
     for (i, record) in reader.records().enumerate() {
-        // Row numbers as a spreadsheet shows them: the header is row 1.
-        let row = i + 2;
         let record = record.map_err(|e| csv_error(csv_path, e))?;
+        // Row numbers as a spreadsheet shows them (the header is row 1): the
+        // record's line, which counts blank lines and multi-line quoted fields.
+        let row = record
+            .position()
+            .map(|p| p.line() as usize)
+            .unwrap_or(i + 2);
         let id = record.get(id_col).unwrap_or("").to_string();
         if id.is_empty() {
             return Err(Error::input(format!(
@@ -408,10 +436,15 @@ fn read_class_folders(root: &Path) -> Result<Dataset> {
         }
         files.sort();
         for f in files {
-            let stem = f.file_stem().unwrap_or_default().to_string_lossy();
+            let file = f
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
             items.push(Item {
-                // Ids must be unique across classes: prefix the class folder.
-                id: format!("{name}/{stem}"),
+                // Ids must be unique: the class folder and the whole file name
+                // (cat/1.jpg and cat/1.png are two images).
+                id: format!("{name}/{file}"),
                 path: f,
                 labels: vec![ci],
             });
@@ -497,7 +530,7 @@ mod tests {
         assert_eq!(ds.classes, vec!["cat", "dog", "emu"]);
         assert_eq!(ds.task, TaskType::MultiClass);
         assert_eq!(ds.items.len(), 4);
-        assert_eq!(ds.items[2].id, "dog/1");
+        assert_eq!(ds.items[2].id, "dog/1.jpg");
     }
 
     #[test]

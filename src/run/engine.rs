@@ -15,6 +15,7 @@ use crate::run::rundir::{EventLog, MetricsLog, RunDir};
 use crate::train::fit::{
     FitHooks, Flow, FoldData, Sample, fit_fold, planned_schedule, steps_per_epoch,
 };
+use std::path::Path;
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
@@ -71,6 +72,9 @@ struct Steering<'a> {
 impl Steering<'_> {
     fn handle(&mut self, cmd: Command, step: usize) {
         match cmd {
+            // A stopping run does not pause: it is on its way out. The Stopping
+            // event already told every dashboard so.
+            Command::Pause if self.stop_requested => self.sink.emit(Event::Stopping { step }),
             Command::Pause => {
                 self.paused = true;
                 self.sink.emit(Event::Paused { step });
@@ -139,9 +143,10 @@ pub struct RunPlan {
 }
 
 impl RunPlan {
-    /// Check the config against the data, assign folds, create the run directory
-    /// and write config.toml and folds.csv.
-    pub fn prepare(config: RunConfig, dataset: Dataset, run_dir: RunDir) -> Result<RunPlan> {
+    /// Check the config against the data and assign folds; only then create
+    /// the run directory (so bad input leaves nothing behind) and write
+    /// config.toml and folds.csv.
+    pub fn prepare(config: RunConfig, dataset: Dataset, run_path: &Path) -> Result<RunPlan> {
         config.validate()?;
         let folds = assign_folds(&dataset, config.folds.k, config.folds.seed)?;
         let resampling = Resampling::from_names(
@@ -149,6 +154,7 @@ impl RunPlan {
             &config.folds.oversample,
             &config.folds.undersample,
         )?;
+        let run_dir = RunDir::create(run_path)?;
         run_dir.write_config(&config)?;
         run_dir.write_folds(&dataset, &folds)?;
         Ok(RunPlan {
@@ -306,7 +312,11 @@ fn train_folds(
             break;
         }
         outcome.folds.push((f, r.valid_loss, r.accuracy));
-        // A Stop that arrived during the last validation still ends the run here.
+        if f == *fold_list.last().unwrap_or(&f) {
+            break;
+        }
+        // A Stop that arrived during the last validation ends the run before the
+        // next fold starts.
         steering.poll(0);
         if steering.stop_requested {
             outcome.stopped = true;

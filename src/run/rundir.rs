@@ -71,22 +71,39 @@ impl RunDir {
     }
 }
 
-/// `image_id,<one 0/1 column per class>,fold`.
+/// `image_id,<one 0/1 column per class>,fold`, quoted where a field needs it.
+/// `create_new` refuses to replace an existing file (`orchard folds --out`).
 pub fn write_folds_csv(path: &Path, ds: &Dataset, folds: &Folds) -> Result<()> {
-    let mut s = String::from("image_id");
-    for c in &ds.classes {
-        s.push(',');
-        s.push_str(c);
-    }
-    s.push_str(",fold\n");
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                Error::input(format!(
+                    "{}: the file already exists\nfix: choose a new file name (orchard never overwrites files)",
+                    path.display()
+                ))
+            } else {
+                Error::io(path, e)
+            }
+        })?;
+    let mut w = csv::Writer::from_writer(file);
+    let csv_err = |e: csv::Error| Error::Internal(format!("{}: {e}", path.display()));
+    let mut header = vec!["image_id".to_string()];
+    header.extend(ds.classes.iter().cloned());
+    header.push("fold".into());
+    w.write_record(&header).map_err(csv_err)?;
     for (item, f) in ds.items.iter().zip(&folds.assignment) {
-        s.push_str(&item.id);
-        for c in 0..ds.num_classes() {
-            s.push_str(if item.labels.contains(&c) { ",1" } else { ",0" });
-        }
-        s.push_str(&format!(",{f}\n"));
+        let mut row = vec![item.id.clone()];
+        row.extend(
+            (0..ds.num_classes())
+                .map(|c| if item.labels.contains(&c) { "1" } else { "0" }.to_string()),
+        );
+        row.push(f.to_string());
+        w.write_record(&row).map_err(csv_err)?;
     }
-    std::fs::write(path, s).map_err(|e| Error::io(path, e))
+    w.flush().map_err(|e| Error::io(path, e))
 }
 
 /// Appends stamped events to `events.jsonl`, one flushed line each, so a reader

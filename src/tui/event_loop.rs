@@ -74,6 +74,11 @@ pub async fn run_dashboard(
                     None => {
                         events_open = false;
                         app.engine_disconnected();
+                        // The engine died without saying the run ended (a panic, a
+                        // crash): leave, so the caller can report what happened.
+                        if !app.run_is_over() {
+                            break;
+                        }
                     }
                 }
                 dirty = true;
