@@ -695,6 +695,15 @@ impl RunConfig {
                 );
             }
         }
+        if !(1..=60).contains(&self.dashboard.fps) {
+            return bad(
+                "dashboard.fps",
+                &format!(
+                    "is {}, expected 1..=60 redraws a second",
+                    self.dashboard.fps
+                ),
+            );
+        }
         if !(0.0..1.0).contains(&self.label_correction.warmup) {
             return bad("label_correction.warmup", "must be a share in [0, 1)");
         }

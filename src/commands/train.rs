@@ -100,13 +100,16 @@ pub fn train(args: TrainArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| RunDir::default_path(&ds.display_name()));
     let plan = RunPlan::prepare(cfg, ds, &run_path)?;
+    let fps = plan.config.dashboard.fps;
     let handle = engine::start(plan)?;
     let use_dashboard =
         !args.headless && std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
     if use_dashboard {
         // Keep a sender: if the dashboard fails, the run is still stopped cleanly.
         let commands = handle.commands.clone();
-        if let Err(e) = crate::tui::run_dashboard_blocking(handle.events, handle.commands, theme) {
+        if let Err(e) =
+            crate::tui::run_dashboard_blocking(handle.events, handle.commands, theme, fps)
+        {
             eprintln!("the dashboard failed ({e})");
         }
         // The dashboard is gone (stopped run, closed terminal, error): a run it

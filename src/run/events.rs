@@ -16,7 +16,8 @@ pub enum Command {
     Pause,
     /// Continue after `Pause`. Acknowledged by `Resumed`.
     Resume,
-    /// End the run after the current epoch (checkpoint written). Acknowledged by `Stopping`.
+    /// End the run: skip the rest of this epoch's training batches, validate, stop.
+    /// Acknowledged by `Stopping`. (Checkpoints come with the training-toolbox work.)
     Stop,
 }
 

@@ -20,8 +20,10 @@ use super::theme::{ColorSupport, Theme};
 use super::ui::draw;
 use crate::run::{Command, Stamped};
 
-/// The shortest time between two frames.
-const FRAME_INTERVAL: Duration = Duration::from_millis(100);
+/// The shortest time between two frames for `fps` redraws a second at most.
+fn frame_interval(fps: u32) -> Duration {
+    Duration::from_millis(1000 / u64::from(fps.clamp(1, 60)))
+}
 
 /// Show the dashboard until the user leaves: after the run ended (`q`), after a
 /// confirmed stop once `RunEnded` arrives, or at once with `q` while stopping.
@@ -34,12 +36,13 @@ pub async fn run_dashboard(
     mut events: UnboundedReceiver<Stamped>,
     commands: Sender<Command>,
     theme: Theme,
+    fps: u32,
 ) -> io::Result<()> {
     let theme = theme.for_terminal(ColorSupport::detect());
     let mut guard = TerminalGuard::enter()?;
     let mut app = App::default();
     let mut keys = EventStream::new();
-    let mut tick = tokio::time::interval(FRAME_INTERVAL);
+    let mut tick = tokio::time::interval(frame_interval(fps));
     tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut dirty = true;
     let mut events_open = true;
@@ -94,9 +97,10 @@ pub fn run_dashboard_blocking(
     events: UnboundedReceiver<Stamped>,
     commands: Sender<Command>,
     theme: Theme,
+    fps: u32,
 ) -> io::Result<()> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
-        .block_on(run_dashboard(events, commands, theme))
+        .block_on(run_dashboard(events, commands, theme, fps))
 }
