@@ -75,6 +75,22 @@ fn headless_run_on_a_demo_slice_writes_its_run_directory() {
     assert_eq!(cfg.training.size, 32);
     assert_eq!(cfg.folds.fold, Some(0));
     assert!(run_dir.join("folds.csv").is_file());
+
+    // oof.csv: one row per validation image of the fold, probabilities summing to 1.
+    let oof = std::fs::read_to_string(run_dir.join("oof.csv")).unwrap();
+    let mut rows = oof.lines();
+    assert_eq!(
+        rows.next().unwrap(),
+        "image_id,fold,label,mammal,bird,fish,fruit,vegetable,flower"
+    );
+    let rows: Vec<&str> = rows.collect();
+    assert_eq!(rows.len(), 20, "60 images, 3 folds: 20 validate in fold 0");
+    for r in rows {
+        let f: Vec<&str> = r.split(',').collect();
+        assert_eq!(f[1], "0");
+        let sum: f64 = f[3..].iter().map(|v| v.parse::<f64>().unwrap()).sum();
+        assert!((sum - 1.0).abs() < 1e-4, "{r}");
+    }
 }
 
 #[test]

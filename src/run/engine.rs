@@ -312,6 +312,7 @@ fn train_folds(
             break;
         }
         outcome.folds.push((f, r.valid_loss, r.accuracy));
+        plan.run_dir.append_oof(ds, &valid, f, &r.valid_probs)?;
         if f == *fold_list.last().unwrap_or(&f) {
             break;
         }

@@ -5,6 +5,7 @@
 //!         folds.csv      image_id,<class columns>,fold
 //!         events.jsonl   one stamped Event per line (append-only)
 //!         metrics.csv    one row per epoch and fold
+//!         oof.csv        out-of-fold probabilities of every finished fold
 //! ```
 
 use crate::config::RunConfig;
@@ -68,6 +69,46 @@ impl RunDir {
     pub fn write_folds(&self, ds: &Dataset, folds: &Folds) -> Result<()> {
         let p = self.file("folds.csv");
         write_folds_csv(&p, ds, folds)
+    }
+}
+
+impl RunDir {
+    /// Append one fold's out-of-fold probabilities to `oof.csv`
+    /// (`image_id,fold,label,<one probability column per class>`), written
+    /// when the fold has finished, from its last epoch's validation.
+    pub fn append_oof(
+        &self,
+        ds: &Dataset,
+        valid: &[usize],
+        fold: usize,
+        probs: &[Vec<f32>],
+    ) -> Result<()> {
+        let path = self.file("oof.csv");
+        let new = !path.exists();
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        let mut w = csv::Writer::from_writer(file);
+        let csv_err = |e: csv::Error| Error::Internal(format!("{}: {e}", path.display()));
+        if new {
+            let mut header = vec!["image_id".to_string(), "fold".into(), "label".into()];
+            header.extend(ds.classes.iter().cloned());
+            w.write_record(&header).map_err(csv_err)?;
+        }
+        for (&i, p) in valid.iter().zip(probs) {
+            let item = &ds.items[i];
+            let labels: Vec<&str> = item
+                .labels
+                .iter()
+                .map(|&c| ds.classes[c].as_str())
+                .collect();
+            let mut row = vec![item.id.clone(), fold.to_string(), labels.join(" ")];
+            row.extend(p.iter().map(|v| format!("{v:.6}")));
+            w.write_record(&row).map_err(csv_err)?;
+        }
+        w.flush().map_err(|e| Error::io(&path, e))
     }
 }
 
