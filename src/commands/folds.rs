@@ -5,7 +5,7 @@ use crate::cli::{FoldsArgs, Format};
 use crate::data::sampling::{Resampling, class_counts};
 use crate::data::{Dataset, Folds, assign_folds};
 use crate::error::{Error, Result};
-use crate::run::rundir::write_folds_csv;
+use crate::run::rundir::{already_exists, write_folds_csv};
 use serde::Serialize;
 
 #[derive(Serialize)]
@@ -29,13 +29,12 @@ struct TrainingCounts {
 }
 
 pub fn folds(args: FoldsArgs) -> Result<()> {
+    // Checked before the data is read, so a wrong --out fails at once; the
+    // write itself refuses again (create_new) in case the file appears meanwhile.
     if let Some(out) = &args.out
         && out.exists()
     {
-        return Err(Error::input(format!(
-            "--out {}: the file already exists\nfix: choose a new file name (orchard never overwrites files)",
-            out.display()
-        )));
+        return Err(already_exists(out));
     }
     let ds = super::load_data_args(&args.data)?;
     let folds = assign_folds(&ds, args.k, args.seed)?;

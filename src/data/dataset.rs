@@ -108,24 +108,10 @@ impl Dataset {
 
     /// A short name for headers: the directory name of the source.
     pub fn display_name(&self) -> String {
-        let p = if self.source.is_file() {
-            self.source.parent().unwrap_or(&self.source)
-        } else {
-            &self.source
-        };
+        // `source` is always a directory (a CSV's folder or the class-folder root).
+        let p = &self.source;
         p.file_name()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| p.display().to_string())
-    }
-
-    /// A data set of a subset of the items (same classes and task).
-    pub fn subset(&self, indices: &[usize]) -> Dataset {
-        Dataset {
-            source: self.source.clone(),
-            classes: self.classes.clone(),
-            items: indices.iter().map(|&i| self.items[i].clone()).collect(),
-            task: self.task,
-            layout: self.layout.clone(),
-        }
     }
 }

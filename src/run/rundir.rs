@@ -112,6 +112,14 @@ impl RunDir {
     }
 }
 
+/// The refusal to write over a file the user already has.
+pub fn already_exists(path: &Path) -> Error {
+    Error::input(format!(
+        "{}: the file already exists\nfix: choose a new file name (orchard never overwrites files)",
+        path.display()
+    ))
+}
+
 /// `image_id,<one 0/1 column per class>,fold`, quoted where a field needs it.
 /// `create_new` refuses to replace an existing file (`orchard folds --out`).
 pub fn write_folds_csv(path: &Path, ds: &Dataset, folds: &Folds) -> Result<()> {
@@ -121,10 +129,7 @@ pub fn write_folds_csv(path: &Path, ds: &Dataset, folds: &Folds) -> Result<()> {
         .open(path)
         .map_err(|e| {
             if e.kind() == std::io::ErrorKind::AlreadyExists {
-                Error::input(format!(
-                    "{}: the file already exists\nfix: choose a new file name (orchard never overwrites files)",
-                    path.display()
-                ))
+                already_exists(path)
             } else {
                 Error::io(path, e)
             }
