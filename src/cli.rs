@@ -158,6 +158,13 @@ pub struct TrainArgs {
     /// The run directory (must not exist or be empty) [default: runs/<time>-<data set>].
     #[arg(long, value_name = "DIR")]
     pub run_dir: Option<PathBuf>,
+    /// Continue a killed or stopped run from its checkpoints, with its own
+    /// config.toml and folds.csv (no other training flags allowed).
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = [
+        "config", "data", "images", "task", "run_dir", "epochs", "size", "bs", "lr",
+        "seed", "k", "fold", "limit", "oversample", "undersample",
+    ])]
+    pub resume: Option<PathBuf>,
     #[arg(long)]
     pub epochs: Option<usize>,
     /// Square image side in pixels.

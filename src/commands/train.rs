@@ -77,8 +77,9 @@ fn limit_items(mut ds: Dataset, limit: Option<usize>) -> Dataset {
     ds
 }
 
-pub fn train(args: TrainArgs) -> Result<()> {
-    let cfg = resolve_config(&args)?;
+/// A fresh run: config and flags, data, a new run directory.
+fn new_plan(args: &TrainArgs) -> Result<(RunPlan, crate::tui::Theme)> {
+    let cfg = resolve_config(args)?;
     // Checked before anything starts, headless too: a bad theme is a bad input.
     // The flag overrides the config's dashboard.theme.
     let theme = crate::tui::load_theme(args.theme.as_deref().unwrap_or(&cfg.dashboard.theme))?;
@@ -99,7 +100,23 @@ pub fn train(args: TrainArgs) -> Result<()> {
         .run_dir
         .clone()
         .unwrap_or_else(|| RunDir::default_path(&ds.display_name()));
-    let plan = RunPlan::prepare(cfg, ds, &run_path)?;
+    Ok((RunPlan::prepare(cfg, ds, &run_path)?, theme))
+}
+
+pub fn train(args: TrainArgs) -> Result<()> {
+    let (plan, theme) = match &args.resume {
+        Some(run_dir) => {
+            let plan = RunPlan::reopen(run_dir)?;
+            let theme = crate::tui::load_theme(
+                args.theme
+                    .as_deref()
+                    .unwrap_or(&plan.config.dashboard.theme),
+            )?;
+            (plan, theme)
+        }
+        None => new_plan(&args)?,
+    };
+    let run_path = plan.run_dir.path.clone();
     let fps = plan.config.dashboard.fps;
     let handle = engine::start(plan)?;
     let use_dashboard =

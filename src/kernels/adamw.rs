@@ -42,6 +42,53 @@ enum Moments {
     Tensors(Tensor, Tensor),
 }
 
+impl AdamWState {
+    /// The moments (m, v) as tensors shaped like the parameter, or None before
+    /// the first update: what a checkpoint stores.
+    pub fn to_tensors(
+        &self,
+        shape: &candle_core::Shape,
+        device: &candle_core::Device,
+    ) -> candle_core::Result<Option<(Tensor, Tensor)>> {
+        Ok(match &self.moments {
+            None => None,
+            Some(Moments::F32(m, v)) => Some((
+                Tensor::from_slice(m, shape, device)?,
+                Tensor::from_slice(v, shape, device)?,
+            )),
+            Some(Moments::F64(m, v)) => Some((
+                Tensor::from_slice(m, shape, device)?,
+                Tensor::from_slice(v, shape, device)?,
+            )),
+            Some(Moments::Tensors(m, v)) => Some((m.clone(), v.clone())),
+        })
+    }
+
+    /// State restored from a checkpoint's moments; their dtype must be the
+    /// parameter's (checked at the next update).
+    pub fn from_tensors(m: &Tensor, v: &Tensor) -> candle_core::Result<Self> {
+        if m.shape() != v.shape() || m.dtype() != v.dtype() {
+            bail!("adamw: moments of different shapes or dtypes");
+        }
+        let moments = if !m.device().is_cpu() {
+            Moments::Tensors(m.clone(), v.clone())
+        } else {
+            match m.dtype() {
+                candle_core::DType::F32 => {
+                    Moments::F32(m.flatten_all()?.to_vec1()?, v.flatten_all()?.to_vec1()?)
+                }
+                candle_core::DType::F64 => {
+                    Moments::F64(m.flatten_all()?.to_vec1()?, v.flatten_all()?.to_vec1()?)
+                }
+                d => bail!("adamw: unsupported dtype {d:?} (f32 or f64)"),
+            }
+        };
+        Ok(AdamWState {
+            moments: Some(moments),
+        })
+    }
+}
+
 /// Applies one AdamW update to `param` given its gradient:
 ///   p *= 1 - lr*wd;  m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2;
 ///   p -= lr * (m / debias1) / (sqrt(v / debias2) + eps)

@@ -12,6 +12,7 @@ use crate::data::{Dataset, Folds, assign_folds};
 use crate::error::{Error, Result};
 use crate::run::events::{Command, DatasetSummary, Event, Stamped};
 use crate::run::rundir::{EventLog, MetricsLog, RunDir};
+use crate::train::checkpoint;
 use crate::train::fit::{
     FitHooks, Flow, FoldData, Sample, fit_fold, planned_schedule, steps_per_epoch,
 };
@@ -291,16 +292,22 @@ fn train_folds(
             valid: valid.iter().map(sample).collect(),
             num_classes: ds.num_classes(),
         };
-        steering.sink.emit(Event::FoldStarted {
-            fold: f,
-            n_train: train.len(),
-            n_valid: valid.len(),
-            train_counts: class_counts(ds, &train),
-            steps_per_epoch: steps_per_epoch(train.len(), cfg.training.batch_size),
-        });
-        let r = fit_fold(cfg, f, &data, &mut steering)?;
+        let ckpt = checkpoint::fold_path(&plan.run_dir.path, f);
+        // A fold a resumed run finished before is reported, not retrained, and
+        // its events are in events.jsonl already.
+        let finished_before = checkpoint::progress(&ckpt)?.is_some_and(|p| p.finished());
+        if !finished_before {
+            steering.sink.emit(Event::FoldStarted {
+                fold: f,
+                n_train: train.len(),
+                n_valid: valid.len(),
+                train_counts: class_counts(ds, &train),
+                steps_per_epoch: steps_per_epoch(train.len(), cfg.training.batch_size),
+            });
+        }
+        let r = fit_fold(cfg, f, &data, &mut steering, Some(&ckpt))?;
         // A fold stopped before its first epoch ended has no metrics to report.
-        if r.epochs_done > 0 {
+        if r.epochs_done > 0 && !finished_before {
             steering.sink.emit(Event::FoldEnded {
                 fold: f,
                 valid_loss: r.valid_loss,
@@ -312,6 +319,9 @@ fn train_folds(
             break;
         }
         outcome.folds.push((f, r.valid_loss, r.accuracy));
+        // A run killed while writing this fold's rows (or resumed after it)
+        // must not list them twice.
+        plan.run_dir.drop_oof_rows(f)?;
         plan.run_dir.append_oof(ds, &valid, f, &r.valid_probs)?;
         if f == *fold_list.last().unwrap_or(&f) {
             break;

@@ -98,6 +98,13 @@ pub enum Event {
     Stopping {
         step: usize,
     },
+    /// A fold continues from its checkpoint (`orchard train --resume`):
+    /// `epochs_done` epochs and `step` optimiser steps are behind it.
+    FoldResumed {
+        fold: usize,
+        epochs_done: usize,
+        step: usize,
+    },
     Warning {
         message: String,
     },

@@ -51,6 +51,13 @@ pub fn format_event(ev: &Event) -> Option<String> {
         Event::Paused { step } => Some(format!("paused at step {step}")),
         Event::Resumed { step } => Some(format!("resumed at step {step}")),
         Event::Stopping { .. } => Some("stopping after this epoch".into()),
+        Event::FoldResumed {
+            fold,
+            epochs_done,
+            step,
+        } => Some(format!(
+            "fold {fold} resumed from its checkpoint: {epochs_done} epoch(s), {step} steps done"
+        )),
         Event::Warning { message } => Some(format!("warning: {message}")),
         Event::RunEnded { status, message } => Some(format!("run {status}: {message}")),
         _ => None,

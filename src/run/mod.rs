@@ -3,6 +3,7 @@
 pub mod engine;
 pub mod events;
 pub mod headless;
+mod resume;
 pub mod rundir;
 
 pub use engine::{EngineHandle, RunOutcome, RunPlan, start};

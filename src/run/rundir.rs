@@ -73,6 +73,43 @@ impl RunDir {
 }
 
 impl RunDir {
+    /// Remove fold `fold`'s rows from `oof.csv` (atomically: a new file renamed
+    /// over it); nothing to do when there are none.
+    pub fn drop_oof_rows(&self, fold: usize) -> Result<()> {
+        let path = self.file("oof.csv");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(text.as_bytes());
+        let fold = fold.to_string();
+        let mut kept = csv::Writer::from_writer(Vec::new());
+        let mut dropped = 0;
+        for (row, record) in reader.records().enumerate() {
+            let record = record.map_err(|e| Error::Internal(format!("{}: {e}", path.display())))?;
+            // Column 1 is the fold; row 0 the header.
+            if row > 0 && record.get(1) == Some(fold.as_str()) {
+                dropped += 1;
+                continue;
+            }
+            kept.write_record(&record)
+                .map_err(|e| Error::Internal(format!("{}: {e}", path.display())))?;
+        }
+        if dropped == 0 {
+            return Ok(());
+        }
+        let bytes = kept
+            .into_inner()
+            .map_err(|e| Error::Internal(format!("{}: {e}", path.display())))?;
+        let tmp = self.file("oof.csv.tmp");
+        std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
+    }
+
     /// Append one fold's out-of-fold probabilities to `oof.csv`
     /// (`image_id,fold,label,<one probability column per class>`), written
     /// when the fold has finished, from its last epoch's validation.

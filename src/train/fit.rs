@@ -9,11 +9,13 @@ use crate::error::{Error, Result};
 use crate::rng::Rng;
 use crate::run::Event;
 use crate::train::batches::{ImageSet, training_batches, validation_batches};
+use crate::train::checkpoint::{self, Checkpoint, Progress};
 use crate::train::optim::{AdamW, StepHypers};
 use crate::train::resnet::ResNet18;
 use crate::train::schedule::{flat_cos, one_cycle};
 use candle_core::{D, DType, Device, ModuleT};
 use candle_nn::VarMap;
+use std::path::Path;
 use std::time::Instant;
 
 pub use crate::train::batches::{Sample, steps_per_epoch};
@@ -76,15 +78,38 @@ pub fn planned_schedule(cfg: &TrainingConfig, steps_per_epoch: usize) -> Vec<(f6
 }
 
 /// Train a fresh ResNet-18 on `data.train` and validate on `data.valid` after each epoch.
+///
+/// With a `checkpoint` path, the fold's state is written there (atomically)
+/// after every epoch, and a checkpoint already there is continued from: its
+/// weights, optimiser state and schedule position, then the next epoch. A
+/// fold whose checkpoint has all its epochs is reported without training.
 pub fn fit_fold(
     cfg: &RunConfig,
     fold: usize,
     data: &FoldData,
     hooks: &mut dyn FitHooks,
+    checkpoint: Option<&Path>,
 ) -> Result<FitResult> {
     let t = &cfg.training;
     check_data(data)?;
     let device = Device::Cpu;
+    let resume = match checkpoint {
+        Some(path) => checkpoint::load(path, &device)?,
+        None => None,
+    };
+    if let Some(c) = &resume {
+        check_resumable(&c.progress, fold, t.epochs, checkpoint)?;
+        if c.progress.finished() {
+            return Ok(FitResult {
+                train_loss: c.progress.train_loss,
+                valid_loss: c.progress.valid_loss,
+                accuracy: c.progress.accuracy,
+                epochs_done: c.progress.epochs_done,
+                stopped: false,
+                valid_probs: c.valid_probs.clone(),
+            });
+        }
+    }
     let train_set = ImageSet::load(&data.train, t.size)?;
     let valid_set = ImageSet::load(&data.valid, t.size)?;
 
@@ -110,7 +135,22 @@ pub fn fit_fold(
         stopped: false,
         valid_probs: Vec::new(),
     };
-    for epoch in 0..t.epochs {
+    if let Some(c) = resume {
+        checkpoint::restore_model(&varmap, &c.model)?;
+        opt.load_state(&c.optimizer, c.progress.steps_done)?;
+        step = c.progress.steps_done;
+        result.train_loss = c.progress.train_loss;
+        result.valid_loss = c.progress.valid_loss;
+        result.accuracy = c.progress.accuracy;
+        result.epochs_done = c.progress.epochs_done;
+        result.valid_probs = c.valid_probs;
+        hooks.event(Event::FoldResumed {
+            fold,
+            epochs_done: result.epochs_done,
+            step,
+        });
+    }
+    for epoch in result.epochs_done..t.epochs {
         let mut started = Instant::now();
         let mut loss_sum = 0.0;
         let mut batches_run = 0;
@@ -162,6 +202,28 @@ pub fn fit_fold(
         result.accuracy = valid.accuracy;
         result.valid_probs = valid.probs;
         result.epochs_done = epoch + 1;
+        // A stop mid-epoch leaves the previous checkpoint in place: resuming
+        // redoes this epoch in full, so it ends as an uninterrupted run would.
+        if let Some(path) = checkpoint.filter(|_| !result.stopped) {
+            let progress = Progress {
+                fold,
+                epochs_done: result.epochs_done,
+                epochs: t.epochs,
+                steps_done: step,
+                train_loss: result.train_loss,
+                valid_loss: result.valid_loss,
+                accuracy: result.accuracy,
+            };
+            checkpoint::save(
+                path,
+                &Checkpoint {
+                    progress,
+                    model: checkpoint::model_tensors(&varmap)?,
+                    optimizer: opt.state_tensors()?.into_iter().collect(),
+                    valid_probs: result.valid_probs.clone(),
+                },
+            )?;
+        }
         hooks.event(Event::EpochEnded {
             fold,
             epoch,
@@ -175,6 +237,24 @@ pub fn fit_fold(
         }
     }
     Ok(result)
+}
+
+/// A checkpoint must be of this fold and of a run with the same number of epochs.
+fn check_resumable(p: &Progress, fold: usize, epochs: usize, path: Option<&Path>) -> Result<()> {
+    let name = path.map_or(String::new(), |p| format!("{}: ", p.display()));
+    if p.fold != fold {
+        return Err(Error::input(format!(
+            "{name}checkpoint of fold {} found where fold {fold}'s belongs\nfix: move it back to fold{}.safetensors or delete it",
+            p.fold, p.fold
+        )));
+    }
+    if p.epochs != epochs {
+        return Err(Error::input(format!(
+            "{name}checkpoint of a {}-epoch schedule, but the config says {epochs} epochs\nfix: resume with the run's own config.toml",
+            p.epochs
+        )));
+    }
+    Ok(())
 }
 
 /// Reject fold data the loop cannot train on, with a message saying why.
@@ -254,7 +334,6 @@ fn validate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
     /// Records every event; stops before `stop_at` if set.
     #[derive(Default)]
@@ -346,7 +425,7 @@ mod tests {
         let cfg = tiny_config(2, 1e-3);
         let run = || {
             let mut rec = Recorder::default();
-            let result = fit_fold(&cfg, 3, &data, &mut rec).unwrap();
+            let result = fit_fold(&cfg, 3, &data, &mut rec, None).unwrap();
             (rec, result)
         };
         let (a, ra) = run();
@@ -406,7 +485,7 @@ mod tests {
         };
         let mut rec = Recorder::default();
         // 2 epochs x 3 steps: each step costs about a second here, mostly the optimiser.
-        let result = fit_fold(&tiny_config(2, 3e-3), 0, &data, &mut rec).unwrap();
+        let result = fit_fold(&tiny_config(2, 3e-3), 0, &data, &mut rec, None).unwrap();
         let losses = rec.batch_losses();
         assert_eq!(losses.len(), 6);
         let first = losses[..3].iter().sum::<f64>() / 3.0;
@@ -427,7 +506,7 @@ mod tests {
             stop_at: Some(1),
             ..Default::default()
         };
-        let result = fit_fold(&tiny_config(3, 1e-3), 0, &data, &mut rec).unwrap();
+        let result = fit_fold(&tiny_config(3, 1e-3), 0, &data, &mut rec, None).unwrap();
         assert!(result.stopped);
         assert_eq!(result.epochs_done, 1);
         assert_eq!(rec.batch_losses().len(), 1);
@@ -451,7 +530,7 @@ mod tests {
             stop_at: Some(1),
             ..Default::default()
         };
-        let result = fit_fold(&tiny_config(3, 1e-3), 0, &data, &mut rec).unwrap();
+        let result = fit_fold(&tiny_config(3, 1e-3), 0, &data, &mut rec, None).unwrap();
         assert!(result.stopped);
         assert_eq!(result.epochs_done, 1);
         assert!(result.train_loss.is_finite());
@@ -465,9 +544,59 @@ mod tests {
             stop_at: Some(0),
             ..Default::default()
         };
-        let result = fit_fold(&tiny_config(3, 1e-3), 0, &data, &mut rec).unwrap();
+        let result = fit_fold(&tiny_config(3, 1e-3), 0, &data, &mut rec, None).unwrap();
         assert!(result.stopped && result.epochs_done == 0 && result.valid_loss.is_nan());
         assert!(rec.events.is_empty());
+    }
+
+    #[test]
+    fn a_stopped_fold_resumed_from_its_checkpoint_ends_as_an_uninterrupted_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = FoldData {
+            train: two_colours(dir.path(), "t", 4, 11),
+            valid: two_colours(dir.path(), "v", 1, 12),
+            num_classes: 2,
+        };
+        let cfg = tiny_config(3, 2e-3);
+        let whole = fit_fold(&cfg, 1, &data, &mut Recorder::default(), None).unwrap();
+
+        let ckpt = dir.path().join("ckpt").join("fold1.safetensors");
+        // 2 steps per epoch: stop before step 3, in the middle of epoch 1.
+        let mut first = Recorder {
+            stop_at: Some(3),
+            ..Default::default()
+        };
+        let stopped = fit_fold(&cfg, 1, &data, &mut first, Some(&ckpt)).unwrap();
+        assert!(stopped.stopped);
+        let saved = checkpoint::progress(&ckpt).unwrap().unwrap();
+        assert_eq!((saved.epochs_done, saved.steps_done), (1, 2), "{saved:?}");
+
+        let mut second = Recorder::default();
+        let resumed = fit_fold(&cfg, 1, &data, &mut second, Some(&ckpt)).unwrap();
+        assert!(matches!(
+            second.events.first(),
+            Some(Event::FoldResumed {
+                fold: 1,
+                epochs_done: 1,
+                step: 2
+            })
+        ));
+        assert_eq!(second.batch_losses().len(), 4, "epochs 1 and 2");
+        assert_eq!(resumed.epochs_done, 3);
+        assert_eq!(resumed.valid_loss.to_bits(), whole.valid_loss.to_bits());
+        assert_eq!(resumed.valid_probs, whole.valid_probs);
+        assert_eq!(resumed.train_loss.to_bits(), whole.train_loss.to_bits());
+
+        // A finished fold is reported from its checkpoint without training.
+        let mut third = Recorder::default();
+        let again = fit_fold(&cfg, 1, &data, &mut third, Some(&ckpt)).unwrap();
+        assert!(third.events.is_empty());
+        assert_eq!(again.valid_probs, whole.valid_probs);
+        // Another fold's or another schedule's checkpoint is refused.
+        let err = fit_fold(&cfg, 0, &data, &mut third, Some(&ckpt)).unwrap_err();
+        assert!(err.to_string().contains("fold 1"), "{err}");
+        let err = fit_fold(&tiny_config(4, 2e-3), 1, &data, &mut third, Some(&ckpt)).unwrap_err();
+        assert!(err.to_string().contains("3-epoch"), "{err}");
     }
 
     #[test]
@@ -485,7 +614,14 @@ mod tests {
             valid: two_colours(dir.path(), "v", 1, 8),
             num_classes: 2,
         };
-        let err = fit_fold(&tiny_config(1, 1e-3), 0, &data, &mut Recorder::default()).unwrap_err();
+        let err = fit_fold(
+            &tiny_config(1, 1e-3),
+            0,
+            &data,
+            &mut Recorder::default(),
+            None,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("broken.jpg"), "{err}");
         assert_eq!(err.exit_code(), 2);
     }
@@ -509,7 +645,7 @@ mod tests {
                 valid,
                 num_classes,
             };
-            let err = fit_fold(&cfg, 0, &data, &mut Recorder::default()).unwrap_err();
+            let err = fit_fold(&cfg, 0, &data, &mut Recorder::default(), None).unwrap_err();
             assert!(err.to_string().contains(want), "{err}");
             assert_eq!(err.exit_code(), 2);
         }

@@ -5,6 +5,7 @@
 //! (`optim`) along fastai's schedule (`schedule`).
 
 pub mod batches;
+pub mod checkpoint;
 pub mod fit;
 pub mod loss;
 pub mod metrics;

@@ -6,11 +6,13 @@
 //! params and biases (`wd_bn_bias=False`); hence our own, on the in-place
 //! `kernels::adamw` update.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::kernels::{AdamWState, AdamWStep, adamw_update};
 use crate::train::params::TrainParam;
+use candle_core::Tensor;
 use candle_core::backprop::GradStore;
 use rayon::prelude::*;
+use std::collections::HashMap;
 
 /// The hyper-parameters of one step; lr and beta1 come from the schedule.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -52,6 +54,41 @@ impl AdamW {
     ///   p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)
     /// The gradient was taken at the pre-decay weights, as in fastai. Runs in
     /// place, parameters in parallel (and large ones split across threads).
+    /// The optimiser's state as named tensors (`<param>.exp_avg`,
+    /// `<param>.exp_avg_sq`, PyTorch's names) for a checkpoint; the step count
+    /// is `steps()`.
+    pub fn state_tensors(&self) -> Result<Vec<(String, Tensor)>> {
+        let mut out = Vec::new();
+        for (p, s) in self.params.iter().zip(&self.states) {
+            if let Some((m, v)) = s.to_tensors(p.var.shape(), p.var.device())? {
+                out.push((format!("{}.exp_avg", p.name), m));
+                out.push((format!("{}.exp_avg_sq", p.name), v));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Restore what `state_tensors` and `steps` saved. Every parameter must
+    /// have both moments or neither, shaped like the parameter.
+    pub fn load_state(&mut self, tensors: &HashMap<String, Tensor>, steps: usize) -> Result<()> {
+        for (p, s) in self.params.iter().zip(self.states.iter_mut()) {
+            let m = tensors.get(&format!("{}.exp_avg", p.name));
+            let v = tensors.get(&format!("{}.exp_avg_sq", p.name));
+            *s = match (m, v) {
+                (None, None) => AdamWState::default(),
+                (Some(m), Some(v)) if m.shape() == p.var.shape() => AdamWState::from_tensors(m, v)?,
+                _ => {
+                    return Err(Error::input(format!(
+                        "optimiser state of {} is incomplete or has the wrong shape",
+                        p.name
+                    )));
+                }
+            };
+        }
+        self.steps = steps;
+        Ok(())
+    }
+
     pub fn step(&mut self, grads: &GradStore, h: StepHypers) -> Result<()> {
         self.steps += 1;
         let t = self.steps as i32;

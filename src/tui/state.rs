@@ -321,6 +321,12 @@ impl App {
                 self.state = RunState::Stopping;
                 self.clear_pending(&Command::Stop);
             }
+            Event::FoldResumed { fold, step, .. } => {
+                self.fold = Some(*fold);
+                self.step = step.checked_sub(1);
+                self.fold_steps_done = *step;
+                self.mark_running_if_waiting();
+            }
             Event::Warning { message } => {
                 if self.warnings.len() >= MAX_WARNINGS {
                     self.warnings.remove(0);
