@@ -29,6 +29,27 @@ pub enum Cmd {
     Config(ConfigArgs),
     /// Print the learning-rate and momentum of each step, as the training loop uses them.
     Schedule(ScheduleArgs),
+    /// Predict new images with a run's fold models (their mean) into a submission CSV.
+    Predict(PredictArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PredictArgs {
+    /// The run directory of a trained (or partly trained) run.
+    #[arg(value_name = "RUN_DIR")]
+    pub run_dir: PathBuf,
+    /// The images: a directory with test.csv and images/, a CSV of ids, or a folder of images.
+    #[arg(long, value_name = "DATA")]
+    pub data: PathBuf,
+    /// The images of a CSV, when not in images/ beside it.
+    #[arg(long, value_name = "DIR")]
+    pub images: Option<PathBuf>,
+    /// Only this fold's model instead of the mean of all folds.
+    #[arg(long, value_name = "K")]
+    pub fold: Option<usize>,
+    /// The submission to write (image_id,<classes>); never overwritten.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]

@@ -1,6 +1,7 @@
 //! One function per subcommand; `run` dispatches.
 
 pub mod folds;
+pub mod predict;
 pub mod schedule;
 pub mod stats;
 pub mod train;
@@ -21,6 +22,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Cmd::Folds(args)) => folds::folds(args),
         Some(Cmd::Config(_)) => print_out(&RunConfig::default_toml()),
         Some(Cmd::Schedule(args)) => schedule::schedule(args),
+        Some(Cmd::Predict(args)) => predict::predict(args),
     }
 }
 

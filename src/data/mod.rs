@@ -9,6 +9,7 @@ pub use table::{DataSpec, load_dataset};
 pub mod folds;
 pub mod sampling;
 pub mod stats;
+pub mod unlabelled;
 
 pub use folds::{Folds, assign_folds};
 pub use sampling::Resampling;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "JPG", "JPEG", "PNG"];
 
 /// Column names taken as the image id, compared case-insensitively.
-const ID_COLUMNS: &[&str] = &[
+pub(crate) const ID_COLUMNS: &[&str] = &[
     "image_id",
     "image",
     "id",

@@ -11,6 +11,7 @@ pub mod loss;
 pub mod metrics;
 pub mod optim;
 pub mod params;
+pub mod predict;
 pub mod resnet;
 pub mod schedule;
 pub mod tta;
