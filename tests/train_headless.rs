@@ -31,7 +31,7 @@ fn headless_run_on_a_demo_slice_writes_its_run_directory() {
 
     // fastai-style lines.
     assert!(
-        out.contains("epoch  train_loss  valid_loss  accuracy  time"),
+        out.contains("epoch  train_loss  valid_loss  accuracy  roc_auc   time"),
         "{out}"
     );
     let epoch_line = out
@@ -39,7 +39,7 @@ fn headless_run_on_a_demo_slice_writes_its_run_directory() {
         .find(|l| l.starts_with("0 "))
         .expect("an epoch line");
     let fields: Vec<&str> = epoch_line.split_whitespace().collect();
-    assert_eq!(fields.len(), 5, "{epoch_line}");
+    assert_eq!(fields.len(), 6, "{epoch_line}");
     for f in &fields[1..4] {
         let v: f64 = f.parse().unwrap();
         assert!(v.is_finite() && v >= 0.0, "{epoch_line}");

@@ -31,8 +31,17 @@ pub struct EngineHandle {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunOutcome {
     pub stopped: bool,
-    /// (fold, valid_loss, accuracy) of every fold trained to the end.
-    pub folds: Vec<(usize, f64, f64)>,
+    /// Every fold trained to the end.
+    pub folds: Vec<FoldOutcome>,
+}
+
+/// The final validation of one fold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FoldOutcome {
+    pub fold: usize,
+    pub valid_loss: f64,
+    pub accuracy: f64,
+    pub roc_auc: Option<f64>,
 }
 
 /// Writes each event to events.jsonl and the metrics file, then sends it on.
@@ -217,10 +226,18 @@ fn run_engine(
         Ok(o) if o.stopped => ("stopped", "stopped on request".to_string()),
         Ok(o) => {
             let n = o.folds.len().max(1) as f64;
-            let acc = o.folds.iter().map(|f| f.2).sum::<f64>() / n;
+            let acc = o.folds.iter().map(|f| f.accuracy).sum::<f64>() / n;
+            let aucs: Vec<f64> = o.folds.iter().filter_map(|f| f.roc_auc).collect();
+            let auc = match aucs.len() {
+                0 => String::new(),
+                k => format!(
+                    ", mean ROC AUC {:.4}",
+                    aucs.iter().sum::<f64>() / k as f64
+                ),
+            };
             (
                 "completed",
-                format!("{} fold(s), mean accuracy {acc:.4}", o.folds.len()),
+                format!("{} fold(s), mean accuracy {acc:.4}{auc}", o.folds.len()),
             )
         }
         Err(e) => ("failed", e.to_string()),
@@ -312,13 +329,19 @@ fn train_folds(
                 fold: f,
                 valid_loss: r.valid_loss,
                 accuracy: r.accuracy,
+                roc_auc: r.roc_auc,
             });
         }
         if r.stopped {
             outcome.stopped = true;
             break;
         }
-        outcome.folds.push((f, r.valid_loss, r.accuracy));
+        outcome.folds.push(FoldOutcome {
+            fold: f,
+            valid_loss: r.valid_loss,
+            accuracy: r.accuracy,
+            roc_auc: r.roc_auc,
+        });
         // A run killed while writing this fold's rows (or resumed after it)
         // must not list them twice.
         plan.run_dir.drop_oof_rows(f)?;

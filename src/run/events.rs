@@ -83,11 +83,20 @@ pub enum Event {
         valid_loss: f64,
         accuracy: f64,
         seconds: f64,
+        /// Mean column-wise ROC AUC of the validation (absent when no class
+        /// column has both outcomes, and in logs written before it existed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        roc_auc: Option<f64>,
+        /// `confusion[actual][predicted]` counts of the validation.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        confusion: Vec<Vec<usize>>,
     },
     FoldEnded {
         fold: usize,
         valid_loss: f64,
         accuracy: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        roc_auc: Option<f64>,
     },
     Paused {
         step: usize,

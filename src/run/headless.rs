@@ -34,8 +34,8 @@ pub fn format_event(ev: &Event) -> Option<String> {
             n_valid,
             ..
         } => Some(format!(
-            "\nfold {fold} ({n_train} train / {n_valid} valid)\n{:<6} {:<11} {:<11} {:<9} {}",
-            "epoch", "train_loss", "valid_loss", "accuracy", "time"
+            "\nfold {fold} ({n_train} train / {n_valid} valid)\n{:<6} {:<11} {:<11} {:<9} {:<9} {}",
+            "epoch", "train_loss", "valid_loss", "accuracy", "roc_auc", "time"
         )),
         Event::EpochEnded {
             epoch,
@@ -43,9 +43,11 @@ pub fn format_event(ev: &Event) -> Option<String> {
             valid_loss,
             accuracy,
             seconds,
+            roc_auc,
             ..
         } => Some(format!(
-            "{epoch:<6} {train_loss:<11.6} {valid_loss:<11.6} {accuracy:<9.6} {}",
+            "{epoch:<6} {train_loss:<11.6} {valid_loss:<11.6} {accuracy:<9.6} {:<9} {}",
+            roc_auc.map_or("-".to_string(), |a| format!("{a:.6}")),
             mm_ss(*seconds)
         )),
         Event::Paused { step } => Some(format!("paused at step {step}")),
@@ -96,8 +98,10 @@ mod tests {
             valid_loss: 1.25,
             accuracy: 0.5,
             seconds: 75.4,
+            roc_auc: Some(0.875),
+            confusion: vec![],
         })
         .unwrap();
-        assert_eq!(line, "3      1.500000    1.250000    0.500000  01:15");
+        assert_eq!(line, "3      1.500000    1.250000    0.500000  0.875000  01:15");
     }
 }

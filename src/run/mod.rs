@@ -6,6 +6,6 @@ pub mod headless;
 mod resume;
 pub mod rundir;
 
-pub use engine::{EngineHandle, RunOutcome, RunPlan, start};
+pub use engine::{EngineHandle, FoldOutcome, RunOutcome, RunPlan, start};
 pub use events::{Command, DatasetSummary, Event, Stamped};
 pub use rundir::RunDir;

@@ -222,7 +222,8 @@ pub struct MetricsLog {
 }
 
 impl MetricsLog {
-    pub const HEADER: &'static str = "fold,epoch,train_loss,valid_loss,accuracy,seconds\n";
+    pub const HEADER: &'static str =
+        "fold,epoch,train_loss,valid_loss,accuracy,roc_auc,seconds\n";
 
     pub fn open(path: PathBuf) -> Result<MetricsLog> {
         let new = !path.exists();
@@ -246,10 +247,14 @@ impl MetricsLog {
             valid_loss,
             accuracy,
             seconds,
+            roc_auc,
+            ..
         } = ev
         {
+            // An undefined AUC is an empty field, as pandas reads a missing value.
+            let auc = roc_auc.map_or(String::new(), |a| format!("{a:.6}"));
             let row = format!(
-                "{fold},{epoch},{train_loss:.6},{valid_loss:.6},{accuracy:.6},{seconds:.3}\n"
+                "{fold},{epoch},{train_loss:.6},{valid_loss:.6},{accuracy:.6},{auc},{seconds:.3}\n"
             );
             self.file
                 .write_all(row.as_bytes())

@@ -10,6 +10,7 @@ use crate::rng::Rng;
 use crate::run::Event;
 use crate::train::batches::{ImageSet, training_batches, validation_batches};
 use crate::train::checkpoint::{self, Checkpoint, Progress};
+use crate::train::metrics;
 use crate::train::optim::{AdamW, StepHypers};
 use crate::train::resnet::ResNet18;
 use crate::train::schedule::{flat_cos, one_cycle};
@@ -60,6 +61,8 @@ pub struct FitResult {
     pub train_loss: f64,
     pub valid_loss: f64,
     pub accuracy: f64,
+    /// Mean column-wise ROC AUC of the last validation, if defined.
+    pub roc_auc: Option<f64>,
     pub epochs_done: usize,
     pub stopped: bool,
     /// Softmax probabilities of every validation image, in `FoldData::valid` order.
@@ -104,6 +107,7 @@ pub fn fit_fold(
                 train_loss: c.progress.train_loss,
                 valid_loss: c.progress.valid_loss,
                 accuracy: c.progress.accuracy,
+                roc_auc: roc_auc_of(&c.valid_probs, &data.valid)?,
                 epochs_done: c.progress.epochs_done,
                 stopped: false,
                 valid_probs: c.valid_probs.clone(),
@@ -131,6 +135,7 @@ pub fn fit_fold(
         train_loss: f64::NAN,
         valid_loss: f64::NAN,
         accuracy: f64::NAN,
+        roc_auc: None,
         epochs_done: 0,
         stopped: false,
         valid_probs: Vec::new(),
@@ -142,6 +147,7 @@ pub fn fit_fold(
         result.train_loss = c.progress.train_loss;
         result.valid_loss = c.progress.valid_loss;
         result.accuracy = c.progress.accuracy;
+        result.roc_auc = roc_auc_of(&c.valid_probs, &data.valid)?;
         result.epochs_done = c.progress.epochs_done;
         result.valid_probs = c.valid_probs;
         hooks.event(Event::FoldResumed {
@@ -200,6 +206,7 @@ pub fn fit_fold(
         result.train_loss = loss_sum / batches_run as f64;
         result.valid_loss = valid.loss;
         result.accuracy = valid.accuracy;
+        result.roc_auc = valid.roc_auc;
         result.valid_probs = valid.probs;
         result.epochs_done = epoch + 1;
         // A stop mid-epoch leaves the previous checkpoint in place: resuming
@@ -231,6 +238,8 @@ pub fn fit_fold(
             valid_loss: result.valid_loss,
             accuracy: result.accuracy,
             seconds: started.elapsed().as_secs_f64(),
+            roc_auc: result.roc_auc,
+            confusion: valid.confusion,
         });
         if result.stopped {
             break;
@@ -296,7 +305,20 @@ fn check_data(data: &FoldData) -> Result<()> {
 struct Validation {
     loss: f64,
     accuracy: f64,
+    roc_auc: Option<f64>,
+    confusion: Vec<Vec<usize>>,
     probs: Vec<Vec<f32>>,
+}
+
+/// Mean column-wise ROC AUC of probabilities against the samples' classes
+/// (Plant Pathology's metric); `None` when no class has both outcomes.
+fn roc_auc_of(probs: &[Vec<f32>], samples: &[Sample]) -> Result<Option<f64>> {
+    if probs.len() != samples.len() || probs.is_empty() {
+        return Ok(None);
+    }
+    let classes: Vec<usize> = samples.iter().map(|s| s.class).collect();
+    let truth = metrics::one_hot(&classes, probs[0].len())?;
+    Ok(metrics::mean_columnwise_roc_auc(probs, &truth)?.mean)
 }
 
 /// Mean cross-entropy, accuracy and probabilities over the validation set, in eval mode.
@@ -309,24 +331,29 @@ fn validate(
     let mut loss_sum = 0.0;
     let mut correct = 0usize;
     let mut probs = Vec::with_capacity(set.len());
+    let mut predicted_all = Vec::with_capacity(set.len());
+    let mut targets = Vec::with_capacity(set.len());
     for batch in validation_batches(set.len(), batch_size) {
         let (x, y) = set.batch(&batch, device)?;
         let logits = model.forward_t(&x, false)?.detach();
         let loss = candle_nn::loss::cross_entropy(&logits, &y)?.to_scalar::<f32>()? as f64;
         loss_sum += loss * batch.len() as f64;
         let predicted = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
-        correct += predicted
-            .iter()
-            .zip(y.to_vec1::<u32>()?)
-            .filter(|(p, y)| **p == *y)
-            .count();
+        let y = y.to_vec1::<u32>()?;
+        correct += predicted.iter().zip(&y).filter(|(p, y)| p == y).count();
+        predicted_all.extend(predicted.iter().map(|&p| p as usize));
+        targets.extend(y.iter().map(|&t| t as usize));
         let p = candle_nn::ops::softmax_last_dim(&logits.to_dtype(DType::F32)?)?;
         probs.extend(p.to_vec2::<f32>()?);
     }
     let n = set.len() as f64;
+    let n_classes = probs.first().map_or(0, Vec::len);
+    let truth = metrics::one_hot(&targets, n_classes)?;
     Ok(Validation {
         loss: loss_sum / n,
         accuracy: correct as f64 / n,
+        roc_auc: metrics::mean_columnwise_roc_auc(&probs, &truth)?.mean,
+        confusion: metrics::confusion_matrix(&predicted_all, &targets, n_classes)?,
         probs,
     })
 }

@@ -91,6 +91,7 @@ pub struct EpochRow {
     pub train_loss: f64,
     pub valid_loss: f64,
     pub accuracy: f64,
+    pub roc_auc: Option<f64>,
     pub seconds: f64,
 }
 
@@ -100,6 +101,7 @@ pub struct FoldResult {
     pub fold: usize,
     pub valid_loss: f64,
     pub accuracy: f64,
+    pub roc_auc: Option<f64>,
 }
 
 /// A window drawn over the panes. Only one at a time.
@@ -133,6 +135,8 @@ pub struct App {
     /// Every ended epoch of the run.
     pub epochs: Vec<EpochRow>,
     pub fold_results: Vec<FoldResult>,
+    /// `confusion[actual][predicted]` of the last validation.
+    pub confusion: Option<Vec<Vec<usize>>>,
     pub warnings: Vec<String>,
     /// A command sent and not yet acknowledged.
     pub pending: Option<Command>,
@@ -170,6 +174,7 @@ impl Default for App {
             losses: Vec::new(),
             epochs: Vec::new(),
             fold_results: Vec::new(),
+            confusion: None,
             warnings: Vec::new(),
             pending: None,
             stop_requested: false,
@@ -285,23 +290,33 @@ impl App {
                 valid_loss,
                 accuracy,
                 seconds,
-            } => self.epochs.push(EpochRow {
-                fold: *fold,
-                epoch: *epoch,
-                train_loss: *train_loss,
-                valid_loss: *valid_loss,
-                accuracy: *accuracy,
-                seconds: *seconds,
-            }),
+                roc_auc,
+                confusion,
+            } => {
+                self.epochs.push(EpochRow {
+                    fold: *fold,
+                    epoch: *epoch,
+                    train_loss: *train_loss,
+                    valid_loss: *valid_loss,
+                    accuracy: *accuracy,
+                    roc_auc: *roc_auc,
+                    seconds: *seconds,
+                });
+                if !confusion.is_empty() {
+                    self.confusion = Some(confusion.clone());
+                }
+            }
             Event::FoldEnded {
                 fold,
                 valid_loss,
                 accuracy,
+                roc_auc,
             } => {
                 self.fold_results.push(FoldResult {
                     fold: *fold,
                     valid_loss: *valid_loss,
                     accuracy: *accuracy,
+                    roc_auc: *roc_auc,
                 });
                 self.folds_done += 1;
                 self.fold_steps_done = 0;
