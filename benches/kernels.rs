@@ -13,7 +13,7 @@
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, ModuleT, Shape, Tensor, Var};
 use orchard::kernels::{adaptive_avg_pool2d, batch_norm_train, conv2d, max_pool2d, tune_allocator};
 use orchard::rng::Rng;
-use orchard::train::optim::{AdamW, StepHypers};
+use orchard::train::optim::{OptimSettings, Optimizer, StepHypers};
 use orchard::train::resnet::ResNet18;
 use serde::Serialize;
 use std::io::Write;
@@ -141,17 +141,11 @@ fn time_op(spec: &OpSpec, reps: usize) -> (f64, f64) {
 fn time_step(size: usize, reps: usize) -> (f64, f64, f64) {
     let varmap = candle_nn::VarMap::new();
     let model = ResNet18::new(10, &varmap, &Device::Cpu, Rng::new(0)).unwrap();
-    let mut opt = AdamW::new(model.trainable().to_vec());
+    let mut opt = Optimizer::new(model.trainable().to_vec(), OptimSettings::adam()).unwrap();
     let x = random(&[BATCH, 3, size, size], 4);
     let labels: Vec<u32> = (0..BATCH as u32).map(|i| i % 10).collect();
     let labels = Tensor::new(labels.as_slice(), &Device::Cpu).unwrap();
-    let h = StepHypers {
-        lr: 1e-3,
-        beta1: 0.9,
-        beta2: 0.99,
-        eps: 1e-5,
-        weight_decay: 0.01,
-    };
+    let h = StepHypers { lr: 1e-3, mom: 0.9 };
     let mut parts = Vec::new();
     for _ in 0..reps + 1 {
         let t0 = Instant::now();
