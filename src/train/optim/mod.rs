@@ -438,7 +438,10 @@ mod tests {
         let mut t = TrainingConfig::default();
         assert_eq!(OptimSettings::from_config(&t), OptimSettings::adam());
         t.optimizer = OptimizerChoice::Sgd;
-        assert_eq!(OptimSettings::from_config(&t), OptimSettings::sgd());
+        // SGD reads neither sqr_mom nor eps.
+        let sgd = OptimSettings::from_config(&t);
+        let fields = |s: OptimSettings| (s.algorithm, s.mom, s.wd, s.wd_bn_bias, s.lookahead);
+        assert_eq!(fields(sgd), fields(OptimSettings::sgd()));
         t.optimizer = OptimizerChoice::Radam;
         assert_eq!(OptimSettings::from_config(&t), OptimSettings::radam());
         t.optimizer = OptimizerChoice::Ranger;

@@ -51,7 +51,7 @@ mod tests {
         for t in 1..=5 {
             assert_eq!(rectification(0.99, t), None, "step {t}");
         }
-        let r6 = 5.941376692354908;
+        let r6: f64 = 5.941376692354908;
         let want = (((r6 - 4.0) * (r6 - 2.0) * 199.0) / (195.0 * 197.0 * r6)).sqrt();
         assert!((rectification(0.99, 6).unwrap() - want).abs() < 1e-12);
         assert!((want - 0.0816791957820).abs() < 1e-12);

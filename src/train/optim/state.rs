@@ -308,7 +308,7 @@ mod tests {
         let r = params32(&[("v", &[1.0, 2.0], true)]);
         let mut other = Optimizer::new(r, OptimSettings::adam()).unwrap();
         let err = other.load_state_tensors(&saved).unwrap_err().to_string();
-        assert!(err.contains("optim.w.step"), "{err}");
+        assert!(err.contains("optim.w."), "{err}");
         // Model weights in the same file are ignored; a fresh optimiser loads as fresh.
         let mut with_model = saved.clone();
         with_model.insert(
