@@ -1061,7 +1061,8 @@ mod tests {
 
     #[test]
     fn impossible_optimizer_values_are_named() {
-        let cases: [(&str, fn(&mut TrainingConfig)); 9] = [
+        type Breaker = fn(&mut TrainingConfig);
+        let cases: [(&str, Breaker); 9] = [
             ("training.weight_decay", |t| t.weight_decay = Some(-0.1)),
             ("training.mom", |t| t.mom = Some(1.0)),
             ("training.moms", |t| t.moms[1] = -0.5),

@@ -49,7 +49,7 @@ impl Lookahead {
         params: impl Iterator<Item = &'a TrainParam>,
     ) -> Result<()> {
         self.count += 1;
-        if self.count % self.k as u64 != 0 {
+        if !self.count.is_multiple_of(self.k as u64) {
             return Ok(());
         }
         let slow = self
