@@ -13,7 +13,7 @@
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, ModuleT, Shape, Tensor, Var};
 use orchard::kernels::{adaptive_avg_pool2d, batch_norm_train, conv2d, max_pool2d, tune_allocator};
 use orchard::rng::Rng;
-use orchard::train::optim::{AdamW, StepHypers};
+use orchard::train::optim::{OptimSettings, Optimizer, StepHypers};
 use orchard::train::resnet::ResNet18;
 use serde::Serialize;
 use std::io::Write;
@@ -141,17 +141,11 @@ fn time_op(spec: &OpSpec, reps: usize) -> (f64, f64) {
 fn time_step(size: usize, reps: usize) -> (f64, f64, f64) {
     let varmap = candle_nn::VarMap::new();
     let model = ResNet18::new(10, &varmap, &Device::Cpu, Rng::new(0)).unwrap();
-    let mut opt = AdamW::new(model.trainable().to_vec());
+    let mut opt = Optimizer::new(model.trainable().to_vec(), OptimSettings::adam()).unwrap();
     let x = random(&[BATCH, 3, size, size], 4);
     let labels: Vec<u32> = (0..BATCH as u32).map(|i| i % 10).collect();
     let labels = Tensor::new(labels.as_slice(), &Device::Cpu).unwrap();
-    let h = StepHypers {
-        lr: 1e-3,
-        beta1: 0.9,
-        beta2: 0.99,
-        eps: 1e-5,
-        weight_decay: 0.01,
-    };
+    let h = StepHypers { lr: 1e-3, mom: 0.9 };
     let mut parts = Vec::new();
     for _ in 0..reps + 1 {
         let t0 = Instant::now();
@@ -168,6 +162,53 @@ fn time_step(size: usize, reps: usize) -> (f64, f64, f64) {
     parts.remove(0); // warm-up
     parts.sort_by(|a, b| (a.0 + a.1 + a.2).total_cmp(&(b.0 + b.1 + b.2)));
     parts[parts.len() / 2]
+}
+
+/// The optimisers compared with torch.optim (same names in torch_kernels.py).
+fn optimiser_settings() -> Vec<(&'static str, OptimSettings)> {
+    vec![
+        ("adamw", OptimSettings::adam()),
+        (
+            "sgd",
+            OptimSettings {
+                mom: 0.9,
+                wd: 0.01,
+                ..OptimSettings::sgd()
+            },
+        ),
+        ("radam", OptimSettings::radam()),
+        ("ranger", OptimSettings::ranger()),
+    ]
+}
+
+/// Mean ms of one optimiser step over ResNet-18's (10 classes) parameters, the
+/// gradients fixed. A mean over OPT_STEPS steps, not a median, so Lookahead's
+/// sync every 6th step counts as it does in training.
+const OPT_STEPS: usize = 12;
+
+fn time_optimisers() -> Vec<(&'static str, f64)> {
+    let varmap = candle_nn::VarMap::new();
+    let model = ResNet18::new(10, &varmap, &Device::Cpu, Rng::new(0)).unwrap();
+    let x = random(&[2, 3, 32, 32], 5);
+    let labels = Tensor::new(&[0u32, 1], &Device::Cpu).unwrap();
+    let logits = model.forward_t(&x, true).unwrap();
+    let grads = candle_nn::loss::cross_entropy(&logits, &labels)
+        .unwrap()
+        .backward()
+        .unwrap();
+    let h = StepHypers { lr: 1e-3, mom: 0.9 };
+    optimiser_settings()
+        .into_iter()
+        .map(|(name, settings)| {
+            let mut opt = Optimizer::new(model.trainable().to_vec(), settings).unwrap();
+            opt.step(&grads, h).unwrap(); // state allocation
+            let t0 = Instant::now();
+            for _ in 0..OPT_STEPS {
+                opt.step(&grads, h).unwrap();
+            }
+            (name, t0.elapsed().as_secs_f64() * 1e3 / OPT_STEPS as f64)
+        })
+        .collect()
 }
 
 /// Runs the PyTorch script; `Err(reason)` when it cannot.
@@ -192,7 +233,8 @@ fn run_torch(
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run {python}: {e}"))?;
-    let request = serde_json::json!({"ops": ops, "step_sizes": sizes, "step_reps": step_reps});
+    let request = serde_json::json!({"ops": ops, "step_sizes": sizes, "step_reps": step_reps,
+        "optim_steps": OPT_STEPS});
     child
         .stdin
         .take()
@@ -281,6 +323,24 @@ fn main() {
 
     if !run_steps {
         return;
+    }
+    println!();
+    println!(
+        "optimiser step alone, ResNet-18's 11.2M parameters (ms, mean of {OPT_STEPS}; torch: torch.optim, ranger = RAdam + a Lookahead sync)"
+    );
+    println!(
+        "{:<10} {:>9} {:>9} {:>6}",
+        "optimiser", "orchard", "torch", "ratio"
+    );
+    for (name, ms) in time_optimisers() {
+        let theirs = torch.as_ref().ok().and_then(|v| v["optim"][name].as_f64());
+        println!(
+            "{:<10} {:>9.1} {:>9} {:>6}",
+            name,
+            ms,
+            cell(theirs),
+            ratio(theirs, ms)
+        );
     }
     println!();
     println!("ResNet-18 training step (forward + backward + AdamW), batch {BATCH}");

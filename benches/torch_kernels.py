@@ -73,6 +73,39 @@ def time_step(size, reps, torch, torchvision):
     return {"step_ms": ms, "images_per_s": 32 / (ms / 1e3)}
 
 
+def time_optimisers(n_steps, torch, torchvision):
+    """Mean ms of opt.step() over ResNet-18's parameters with fixed gradients, for
+    the optimisers benches/kernels.rs times (same hyper-parameters). torch has no
+    Lookahead: ranger is RAdam plus fastai's sync every 6 steps, in foreach ops."""
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(num_classes=10)
+    params = list(model.parameters())
+    for p in params:
+        p.grad = torch.randn_like(p) * 1e-3
+    opts = {
+        "adamw": lambda: torch.optim.AdamW(params, lr=1e-3, betas=(0.9, 0.99), eps=1e-5,
+                                           weight_decay=0.01),
+        "sgd": lambda: torch.optim.SGD(params, lr=1e-3, momentum=0.9, weight_decay=0.01),
+        "radam": lambda: torch.optim.RAdam(params, lr=1e-3, betas=(0.9, 0.99), eps=1e-5),
+        "ranger": lambda: torch.optim.RAdam(params, lr=1e-3, betas=(0.95, 0.99), eps=1e-6,
+                                            weight_decay=0.01, decoupled_weight_decay=True),
+    }
+    out = {}
+    with torch.no_grad():
+        for name, make in opts.items():
+            opt = make()
+            opt.step()  # state allocation
+            slow = [p.detach().clone() for p in params] if name == "ranger" else None
+            t0 = time.perf_counter()
+            for i in range(n_steps):
+                opt.step()
+                if slow is not None and (i + 1) % 6 == 0:
+                    torch._foreach_lerp_(slow, params, 0.5)
+                    torch._foreach_copy_(params, slow)
+            out[name] = (time.perf_counter() - t0) * 1e3 / n_steps
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, required=True)
@@ -91,8 +124,9 @@ def main():
     ops = {s["name"]: time_op(s, reps, torch, F) for s in request["ops"]}
     steps = {str(size): time_step(size, 2 if args.quick else request["step_reps"], torch, torchvision)
              for size in request["step_sizes"]}
+    optim = time_optimisers(request.get("optim_steps", 12), torch, torchvision)
     print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(),
-                      "ops": ops, "steps": steps}))
+                      "ops": ops, "steps": steps, "optim": optim}))
 
 
 if __name__ == "__main__":

@@ -148,6 +148,32 @@ pub enum SchedulePolicy {
     FlatCos,
 }
 
+/// fastai's optimisers (`training.optimizer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerChoice {
+    /// fastai's `Adam` (decoupled weight decay).
+    #[default]
+    Adamw,
+    Sgd,
+    Radam,
+    /// Lookahead(RAdam).
+    Ranger,
+}
+
+impl OptimizerChoice {
+    /// fastai's defaults: (mom, eps, wd) of `Adam`, `SGD`, `RAdam` and `ranger`.
+    fn defaults(self) -> (f64, f64, f64) {
+        match self {
+            OptimizerChoice::Adamw => (0.9, 1e-5, 0.01),
+            // SGD has no eps; the value is unused.
+            OptimizerChoice::Sgd => (0.0, 1e-5, 0.0),
+            OptimizerChoice::Radam => (0.9, 1e-5, 0.0),
+            OptimizerChoice::Ranger => (0.95, 1e-6, 0.01),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainingConfig {
@@ -157,7 +183,11 @@ pub struct TrainingConfig {
     pub batch_size: usize,
     /// Peak learning rate (fastai: `lr_max` of fit_one_cycle, default 1e-3).
     pub lr: f64,
-    pub weight_decay: f64,
+    pub optimizer: OptimizerChoice,
+    /// Decoupled weight decay; absent = the optimiser's fastai default, see `weight_decay()`.
+    pub weight_decay: Option<f64>,
+    /// Decay norm params and biases too (fastai's `wd_bn_bias`).
+    pub wd_bn_bias: bool,
     pub policy: SchedulePolicy,
     /// Share of steps before the peak (one-cycle) or before the anneal (flat-cos);
     /// absent = fastai's default for the policy (0.25 / 0.75), see `pct_start()`.
@@ -166,8 +196,18 @@ pub struct TrainingConfig {
     pub div_final: f64,
     /// (start, middle, end) of the one-cycle momentum / beta1 schedule.
     pub moms: [f64; 3],
+    /// Momentum (SGD) / beta1 (Adam family) when the policy does not schedule it,
+    /// and for SGD whether it has momentum at all; absent = fastai's default, see `mom()`.
+    pub mom: Option<f64>,
     pub beta2: f64,
-    pub eps: f64,
+    /// Absent = the optimiser's fastai default, see `eps()`.
+    pub eps: Option<f64>,
+    /// Nesterov momentum (SGD only).
+    pub nesterov: bool,
+    /// Wrap the optimiser in Lookahead (always on for ranger).
+    pub lookahead: bool,
+    pub lookahead_k: usize,
+    pub lookahead_alpha: f64,
     /// Seed of shuffling, augmentation and initialisation.
     pub seed: u64,
     /// `cpu`, `cuda:N` or `auto`.
@@ -183,6 +223,21 @@ impl TrainingConfig {
             SchedulePolicy::FlatCos => 0.75,
         })
     }
+
+    /// `mom`, or the optimiser's fastai default (Adam/RAdam 0.9, ranger 0.95, SGD 0).
+    pub fn mom(&self) -> f64 {
+        self.mom.unwrap_or(self.optimizer.defaults().0)
+    }
+
+    /// `eps`, or the optimiser's fastai default (Adam/RAdam 1e-5, ranger 1e-6).
+    pub fn eps(&self) -> f64 {
+        self.eps.unwrap_or(self.optimizer.defaults().1)
+    }
+
+    /// `weight_decay`, or the optimiser's fastai default (Adam/ranger 0.01, RAdam/SGD 0).
+    pub fn weight_decay(&self) -> f64 {
+        self.weight_decay.unwrap_or(self.optimizer.defaults().2)
+    }
 }
 
 impl Default for TrainingConfig {
@@ -192,14 +247,21 @@ impl Default for TrainingConfig {
             size: 64,
             batch_size: 32,
             lr: 1e-3,
-            weight_decay: 0.01,
+            optimizer: OptimizerChoice::Adamw,
+            weight_decay: None,
+            wd_bn_bias: false,
             policy: SchedulePolicy::OneCycle,
             pct_start: None,
             div: 25.0,
             div_final: 1e5,
             moms: [0.95, 0.85, 0.95],
+            mom: None,
             beta2: 0.99,
-            eps: 1e-5,
+            eps: None,
+            nesterov: false,
+            lookahead: false,
+            lookahead_k: 6,
+            lookahead_alpha: 0.5,
             seed: 42,
             device: "cpu".into(),
         }
@@ -436,8 +498,18 @@ const KEY_DOCS: &[(&str, &str, &str)] = &[
     ),
     (
         "training",
+        "optimizer",
+        "adamw | sgd | radam | ranger (fastai's Adam, SGD, RAdam, ranger = Lookahead(RAdam))",
+    ),
+    (
+        "training",
         "weight_decay",
-        "decoupled weight decay (fastai: 0.01)",
+        "decoupled weight decay; absent = fastai's default for the optimizer (adamw/ranger 0.01, sgd/radam 0)",
+    ),
+    (
+        "training",
+        "wd_bn_bias",
+        "also decay norm weights and all biases (fastai: false)",
     ),
     ("training", "policy", "one-cycle | flat-cos"),
     (
@@ -461,7 +533,36 @@ const KEY_DOCS: &[(&str, &str, &str)] = &[
         "beta2",
         "Adam's second-moment decay (fastai sqr_mom: 0.99)",
     ),
-    ("training", "eps", "Adam's epsilon (fastai: 1e-5)"),
+    (
+        "training",
+        "mom",
+        "momentum (sgd) / beta1 (adamw, radam, ranger) when the policy does not schedule it (flat-cos); for sgd, 0 = no momentum even under one-cycle, as fastai; absent = fastai's default (0.9 adamw/radam, 0.95 ranger, 0 sgd)",
+    ),
+    (
+        "training",
+        "eps",
+        "Adam-family epsilon; absent = fastai's default (1e-5 adamw/radam, 1e-6 ranger)",
+    ),
+    (
+        "training",
+        "nesterov",
+        "Nesterov momentum, sgd only, needs mom > 0 (torch's form; fastai has none)",
+    ),
+    (
+        "training",
+        "lookahead",
+        "wrap the optimizer in Lookahead (always on for ranger)",
+    ),
+    (
+        "training",
+        "lookahead_k",
+        "Lookahead: steps between syncs of the slow weights (fastai: 6)",
+    ),
+    (
+        "training",
+        "lookahead_alpha",
+        "Lookahead: share of the way the slow weights move at a sync, in (0, 1] (fastai: 0.5)",
+    ),
     (
         "training",
         "seed",
@@ -673,6 +774,7 @@ impl RunConfig {
         if t.div <= 0.0 || t.div_final <= 0.0 {
             return bad("training.div / training.div_final", "must be positive");
         }
+        self.validate_optimizer()?;
         for (class, share) in &self.folds.undersample {
             if !(*share > 0.0 && *share <= 1.0) {
                 return bad(
@@ -706,6 +808,64 @@ impl RunConfig {
         }
         if !(0.0..1.0).contains(&self.label_correction.warmup) {
             return bad("label_correction.warmup", "must be a share in [0, 1)");
+        }
+        Ok(())
+    }
+
+    /// The optimiser's keys: values no step can run with.
+    fn validate_optimizer(&self) -> Result<()> {
+        let bad = |key: &str, why: String| {
+            Err(Error::input(format!(
+                "config key training.{key} (or its command-line flag): {why}\nfix: change that value; `orchard config --default` lists every key"
+            )))
+        };
+        let t = &self.training;
+        let momentum = |x: f64| (0.0..1.0).contains(&x);
+        if let Some(wd) = t.weight_decay
+            && !(wd.is_finite() && wd >= 0.0)
+        {
+            return bad("weight_decay", format!("is {wd}, expected a number >= 0"));
+        }
+        if let Some(mom) = t.mom
+            && !momentum(mom)
+        {
+            return bad("mom", format!("is {mom}, expected a value in [0, 1)"));
+        }
+        if let Some(m) = t.moms.iter().find(|m| !momentum(**m)) {
+            return bad("moms", format!("has {m}, expected values in [0, 1)"));
+        }
+        if !momentum(t.beta2) {
+            return bad(
+                "beta2",
+                format!("is {}, expected a value in [0, 1)", t.beta2),
+            );
+        }
+        if let Some(eps) = t.eps
+            && !(eps.is_finite() && eps > 0.0)
+        {
+            return bad("eps", format!("is {eps}, expected a positive number"));
+        }
+        if t.nesterov && t.optimizer != OptimizerChoice::Sgd {
+            return bad(
+                "nesterov",
+                "is true, but only optimizer = \"sgd\" has Nesterov momentum".into(),
+            );
+        }
+        if t.nesterov && t.mom() == 0.0 {
+            return bad(
+                "nesterov",
+                "is true, but sgd has no momentum (training.mom is 0); set training.mom, e.g. 0.9"
+                    .into(),
+            );
+        }
+        if t.lookahead_k == 0 {
+            return bad("lookahead_k", "must be at least 1".into());
+        }
+        if !(t.lookahead_alpha > 0.0 && t.lookahead_alpha <= 1.0) {
+            return bad(
+                "lookahead_alpha",
+                format!("is {}, expected a value in (0, 1]", t.lookahead_alpha),
+            );
         }
         Ok(())
     }
@@ -897,5 +1057,49 @@ mod tests {
                 .to_string()
                 .contains("folds.undersample.rust")
         );
+    }
+
+    #[test]
+    fn impossible_optimizer_values_are_named() {
+        type Breaker = fn(&mut TrainingConfig);
+        let cases: [(&str, Breaker); 9] = [
+            ("training.weight_decay", |t| t.weight_decay = Some(-0.1)),
+            ("training.mom", |t| t.mom = Some(1.0)),
+            ("training.moms", |t| t.moms[1] = -0.5),
+            ("training.beta2", |t| t.beta2 = 1.0),
+            ("training.eps", |t| t.eps = Some(0.0)),
+            ("training.nesterov", |t| t.nesterov = true),
+            ("training.nesterov", |t| {
+                t.optimizer = OptimizerChoice::Sgd;
+                t.nesterov = true;
+            }),
+            ("training.lookahead_k", |t| t.lookahead_k = 0),
+            ("training.lookahead_alpha", |t| t.lookahead_alpha = 1.5),
+        ];
+        for (key, break_it) in cases {
+            let mut c = RunConfig::default();
+            break_it(&mut c.training);
+            let err = c.validate().unwrap_err();
+            assert!(err.to_string().contains(key), "{key}: {err}");
+            assert_eq!(err.exit_code(), 2);
+        }
+        let mut c = RunConfig::default();
+        c.training.optimizer = OptimizerChoice::Sgd;
+        c.training.mom = Some(0.9);
+        c.training.nesterov = true;
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn optimizer_keys_parse_with_fastai_defaults() {
+        let c = RunConfig::parse("[training]\noptimizer = \"ranger\"\n", "t").unwrap();
+        let t = &c.training;
+        assert_eq!(t.optimizer, OptimizerChoice::Ranger);
+        assert_eq!((t.mom(), t.eps(), t.weight_decay()), (0.95, 1e-6, 0.01));
+        let c =
+            RunConfig::parse("[training]\noptimizer = \"sgd\"\nweight_decay = 0.1\n", "t").unwrap();
+        assert_eq!((c.training.mom(), c.training.weight_decay()), (0.0, 0.1));
+        let err = RunConfig::parse("[training]\noptimizer = \"adam\"\n", "t").unwrap_err();
+        assert!(err.to_string().contains("adamw"), "{err}");
     }
 }

@@ -4,28 +4,28 @@
 //! transposed convolution, its pooling backward only works when kernel ==
 //! stride, and its batch norm and optimiser are chains of single-threaded
 //! tensor ops. The ops here replace them: im2col + GEMM convolution, general
-//! pooling, fused batch norm and an in-place AdamW step, multi-threaded with
+//! pooling, fused batch norm and in-place optimiser steps, multi-threaded with
 //! rayon. Each op works on contiguous NCHW tensors (f32, or f64 for gradient
 //! checks) and is checked against candle's stock op or a naive reference and by
 //! finite differences in its own tests. Tensors on another device fall back to
 //! candle's own ops.
 
-pub mod adamw;
 pub mod alloc;
 pub mod batchnorm;
 pub mod conv2d;
 mod float;
 pub mod layers;
+pub mod optim_step;
 pub mod pool;
 pub mod relu;
 #[cfg(test)]
 mod testing;
 
-pub use adamw::{AdamWState, AdamWStep, adamw_update};
 pub use alloc::tune_allocator;
 pub use batchnorm::{batch_norm_eval, batch_norm_train};
 pub use conv2d::conv2d;
 pub use layers::{BatchNorm2d, Conv2d};
+pub use optim_step::{Buffer, Rule, lookahead_sync, optim_update};
 pub use pool::{
     PoolWindow, adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d_with, max_pool2d,
     max_pool2d_with,

@@ -1,5 +1,6 @@
-//! Training one fold: a ResNet-18 from scratch with AdamW on fastai's one-cycle
-//! (or flat-cos) schedule, validated after every epoch.
+//! Training one fold: a ResNet-18 from scratch with fastai's optimisers (AdamW
+//! by default) on fastai's one-cycle (or flat-cos) schedule, validated after
+//! every epoch.
 //!
 //! The loop reports through `FitHooks`, so the engine thread decides what an
 //! event means (log line, dashboard update) and when to pause or stop.
@@ -11,7 +12,7 @@ use crate::run::Event;
 use crate::train::batches::{ImageSet, training_batches, validation_batches};
 use crate::train::checkpoint::{self, Checkpoint, Progress};
 use crate::train::metrics;
-use crate::train::optim::{AdamW, StepHypers};
+use crate::train::optim::{OptimSettings, Optimizer, StepHypers};
 use crate::train::resnet::ResNet18;
 use crate::train::schedule::{flat_cos, one_cycle};
 use candle_core::{D, DType, Device, ModuleT};
@@ -76,7 +77,8 @@ pub fn planned_schedule(cfg: &TrainingConfig, steps_per_epoch: usize) -> Vec<(f6
         SchedulePolicy::OneCycle => {
             one_cycle(n, cfg.lr, cfg.div, cfg.div_final, cfg.pct_start(), cfg.moms)
         }
-        SchedulePolicy::FlatCos => flat_cos(n, cfg.lr, cfg.div_final, cfg.pct_start(), ADAM_BETA1),
+        // flat-cos leaves mom unscheduled: the optimiser's own (fastai's default for it).
+        SchedulePolicy::FlatCos => flat_cos(n, cfg.lr, cfg.div_final, cfg.pct_start(), cfg.mom()),
     }
 }
 
@@ -126,7 +128,7 @@ pub fn fit_fold(
         &device,
         Rng::derived(fold_seed, INIT_STREAM),
     )?;
-    let mut opt = AdamW::new(model.trainable().to_vec());
+    let mut opt = Optimizer::new(model.trainable().to_vec(), OptimSettings::from_config(t))?;
     let steps = steps_per_epoch(train_set.len(), t.batch_size);
     let schedule = planned_schedule(t, steps);
 
@@ -142,7 +144,8 @@ pub fn fit_fold(
     };
     if let Some(c) = resume {
         checkpoint::restore_model(&varmap, &c.model)?;
-        opt.load_state(&c.optimizer, c.progress.steps_done)?;
+        // The state carries its own step counts (fastai's per-parameter `step`).
+        opt.load_state_tensors(&c.optimizer)?;
         step = c.progress.steps_done;
         result.train_loss = c.progress.train_loss;
         result.valid_loss = c.progress.valid_loss;
@@ -178,14 +181,7 @@ pub fn fit_fold(
             let (x, y) = train_set.batch(&batch, &device)?;
             let loss = candle_nn::loss::cross_entropy(&model.forward_t(&x, true)?, &y)?;
             let grads = loss.backward()?;
-            let hypers = StepHypers {
-                lr,
-                beta1: mom,
-                beta2: t.beta2,
-                eps: t.eps,
-                weight_decay: t.weight_decay,
-            };
-            opt.step(&grads, hypers)?;
+            opt.step(&grads, StepHypers { lr, mom })?;
             let loss = loss.to_scalar::<f32>()? as f64;
             loss_sum += loss;
             batches_run += 1;
@@ -226,7 +222,7 @@ pub fn fit_fold(
                 &Checkpoint {
                     progress,
                     model: checkpoint::model_tensors(&varmap)?,
-                    optimizer: opt.state_tensors()?.into_iter().collect(),
+                    optimizer: opt.state_tensors()?,
                     valid_probs: result.valid_probs.clone(),
                 },
             )?;

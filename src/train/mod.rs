@@ -1,8 +1,8 @@
 //! Training: the model, its optimiser and schedule, and the fold loop.
 //!
 //! `fit_fold` is the entry point: it loads a fold's images (`batches`), builds a
-//! ResNet-18 (`resnet`, named as torchvision via `params`), and steps AdamW
-//! (`optim`) along fastai's schedule (`schedule`).
+//! ResNet-18 (`resnet`, named as torchvision via `params`), and steps the configured
+//! optimiser (`optim`) along fastai's schedule (`schedule`).
 
 pub mod batches;
 pub mod checkpoint;
