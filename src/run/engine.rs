@@ -279,6 +279,8 @@ fn train_folds(
         stopped: false,
         folds: Vec::new(),
     };
+    // Per fold: dataset statistics come from each fold's own training images.
+    let mut normalization = std::collections::BTreeMap::new();
     for &f in &fold_list {
         let train = plan.train_indices(f);
         let valid = plan.folds.valid_indices(f);
@@ -299,6 +301,10 @@ fn train_folds(
             steps_per_epoch: steps_per_epoch(train.len(), cfg.training.batch_size),
         });
         let r = fit_fold(cfg, f, &data, &mut steering)?;
+        if r.epochs_done > 0 {
+            normalization.insert(f, r.normalization.clone());
+            plan.run_dir.write_normalization(&normalization)?;
+        }
         // A fold stopped before its first epoch ended has no metrics to report.
         if r.epochs_done > 0 {
             steering.sink.emit(Event::FoldEnded {
