@@ -15,10 +15,12 @@
 pub mod affine;
 pub mod batch;
 pub mod beta;
+pub mod font;
 pub mod item;
 pub mod lighting;
 pub mod mix;
 pub mod normalize;
+pub mod picture;
 pub mod pipeline;
 
 pub use normalize::Normalization;

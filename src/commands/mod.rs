@@ -1,6 +1,7 @@
 //! One function per subcommand; `run` dispatches.
 
 pub mod folds;
+pub mod pictures;
 pub mod schedule;
 pub mod stats;
 pub mod train;
@@ -21,6 +22,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Cmd::Folds(args)) => folds::folds(args),
         Some(Cmd::Config(_)) => print_out(&RunConfig::default_toml()),
         Some(Cmd::Schedule(args)) => schedule::schedule(args),
+        Some(Cmd::ShowBatch(args)) => pictures::show_batch(args),
+        Some(Cmd::AugmentPreview(args)) => pictures::augment_preview(args),
     }
 }
 
