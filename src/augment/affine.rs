@@ -92,12 +92,13 @@ fn solve8(mut a: [[f64; 9]; 8]) -> Option<[f64; 8]> {
             return None;
         }
         a.swap(col, piv);
-        for row in 0..8 {
+        let pivot_row = a[col];
+        for (row, r) in a.iter_mut().enumerate() {
             if row != col {
-                let f = a[row][col] / a[col][col];
+                let f = r[col] / pivot_row[col];
                 if f != 0.0 {
-                    for k in col..9 {
-                        a[row][k] -= f * a[col][k];
+                    for (v, p) in r.iter_mut().zip(&pivot_row).skip(col) {
+                        *v -= f * p;
                     }
                 }
             }
@@ -140,6 +141,7 @@ fn reflect(x: f64, n: usize) -> f64 {
 /// Bilinear sample of all channels at pixel coordinates (ix, iy), already
 /// inside [0, w-1] x [0, h-1].
 #[inline]
+#[allow(clippy::too_many_arguments)] // the hot loop's state, passed flat on purpose
 fn sample(src: &[f32], c: usize, h: usize, w: usize, ix: f64, iy: f64, out: &mut [f32], o: usize) {
     let plane = h * w;
     let x0 = ix.floor() as usize;

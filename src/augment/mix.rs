@@ -89,8 +89,8 @@ pub fn cutmix_with(
 ) -> f32 {
     let len = c * h * w;
     let orig = x.to_vec();
-    for i in 0..n {
-        let src = perm[i] * len;
+    for (i, &partner) in perm.iter().enumerate().take(n) {
+        let src = partner * len;
         let dst = i * len;
         for ch in 0..c {
             for y in b.y1..b.y2 {
