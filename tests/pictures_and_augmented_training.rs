@@ -144,7 +144,7 @@ fn headless_run_with_augmentation_and_mixing_records_its_normalisation() {
         s(&demo()),
         "--headless",
         "--limit",
-        "30",
+        "60",
         "--k",
         "3",
         "--fold",
