@@ -31,6 +31,10 @@ pub enum Cmd {
     Schedule(ScheduleArgs),
     /// Predict new images with a run's fold models (their mean) into a submission CSV.
     Predict(PredictArgs),
+    /// Save a grid of one training batch after all transforms, labels underneath (PNG).
+    ShowBatch(ShowBatchArgs),
+    /// Save a grid of N augmented versions of one image (PNG).
+    AugmentPreview(AugmentPreviewArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -47,6 +51,10 @@ pub struct PredictArgs {
     /// Only this fold's model instead of the mean of all folds.
     #[arg(long, value_name = "K")]
     pub fold: Option<usize>,
+    /// Test-time augmentation as fastai's Learner.tta, with the run's [tta] settings
+    /// (n passes with the training transforms, blended with beta or max).
+    #[arg(long)]
+    pub tta: bool,
     /// The submission to write (image_id,<classes>); never overwritten.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
@@ -114,6 +122,49 @@ pub struct FoldsArgs {
     pub out: Option<PathBuf>,
     #[command(flatten)]
     pub resample: ResampleArgs,
+}
+
+/// The settings of the picture commands: a config's [training], [augmentation]
+/// and [mixing] sections, with flags on top.
+#[derive(Debug, Clone, Args, Default)]
+pub struct PictureArgs {
+    /// A run configuration (TOML) whose size, seed, augmentation and mixing are used.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Square image side in pixels [default: the config's training.size].
+    #[arg(long, value_name = "PX")]
+    pub size: Option<u32>,
+    /// Seed of the draws [default: the config's training.seed].
+    #[arg(long, value_name = "S")]
+    pub seed: Option<u64>,
+    /// Write the picture to this PNG file (never overwrites).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ShowBatchArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub picture: PictureArgs,
+    /// Images in the batch [default: the config's training.batch_size].
+    #[arg(long, value_name = "N")]
+    pub bs: Option<usize>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AugmentPreviewArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub picture: PictureArgs,
+    /// The image_id of the image to augment.
+    #[arg(long, value_name = "ID")]
+    pub image: String,
+    /// Number of augmented versions.
+    #[arg(long, default_value_t = 8)]
+    pub n: usize,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -275,6 +275,17 @@ pub enum ResizeMethod {
     Squish,
     Crop,
     Pad,
+    /// fastai's RandomResizedCrop (training); resize then centre crop (validation).
+    RandomResizedCrop,
+}
+
+/// How Resize's pad method fills outside the image (fastai's PadMode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum PadModeChoice {
+    #[default]
+    Reflection,
+    Zeros,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -291,6 +302,13 @@ pub enum NormStats {
 #[serde(deny_unknown_fields, default)]
 pub struct AugmentationConfig {
     pub resize: ResizeMethod,
+    pub pad_mode: PadModeChoice,
+    /// Smallest area share of RandomResizedCrop (resize = "random-resized-crop").
+    pub rrc_min_scale: f64,
+    /// FlipItem(p=0.5) on each training image.
+    pub item_flip: bool,
+    /// DihedralItem(p=1.0) on each training image.
+    pub item_dihedral: bool,
     pub normalize: NormStats,
     /// Apply fastai's aug_transforms on batches.
     pub batch_augment: bool,
@@ -311,6 +329,10 @@ impl Default for AugmentationConfig {
     fn default() -> Self {
         AugmentationConfig {
             resize: ResizeMethod::Squish,
+            pad_mode: PadModeChoice::Reflection,
+            rrc_min_scale: 0.08,
+            item_flip: false,
+            item_dihedral: false,
             normalize: NormStats::Imagenet,
             batch_augment: false,
             mult: 1.0,
@@ -572,7 +594,27 @@ const KEY_DOCS: &[(&str, &str, &str)] = &[
     (
         "augmentation",
         "resize",
-        "squish | crop | pad (fastai Resize method)",
+        "squish | crop | pad (fastai Resize method) | random-resized-crop",
+    ),
+    (
+        "augmentation",
+        "pad_mode",
+        "reflection | zeros: how resize = \"pad\" fills (fastai: reflection)",
+    ),
+    (
+        "augmentation",
+        "rrc_min_scale",
+        "smallest area share of random-resized-crop (fastai: 0.08)",
+    ),
+    (
+        "augmentation",
+        "item_flip",
+        "FlipItem(p=0.5) on every training image",
+    ),
+    (
+        "augmentation",
+        "item_dihedral",
+        "DihedralItem: one of the 8 symmetries of every training image",
     ),
     (
         "augmentation",
@@ -806,6 +848,52 @@ impl RunConfig {
                 ),
             );
         }
+        let a = &self.augmentation;
+        for (key, p) in [
+            ("augmentation.p_affine", a.p_affine),
+            ("augmentation.p_lighting", a.p_lighting),
+        ] {
+            if !(0.0..=1.0).contains(&p) {
+                return bad(key, &format!("is {p}, expected a probability in [0, 1]"));
+            }
+        }
+        if !(a.min_zoom > 0.0 && a.min_zoom <= a.max_zoom && a.max_zoom.is_finite()) {
+            return bad(
+                "augmentation.min_zoom / max_zoom",
+                "expected 0 < min_zoom <= max_zoom",
+            );
+        }
+        if !(a.mult.is_finite() && a.mult >= 0.0) {
+            return bad("augmentation.mult", "must be a number >= 0");
+        }
+        if !(0.0..1.0).contains(&(a.max_lighting * a.mult)) {
+            return bad(
+                "augmentation.max_lighting",
+                "times mult must be in [0, 1) (contrast draws log(1 - max_lighting))",
+            );
+        }
+        if !(0.0..1.0).contains(&(a.max_warp * a.mult)) || !(a.max_rotate * a.mult).is_finite() {
+            return bad(
+                "augmentation.max_warp / max_rotate",
+                "max_warp times mult must be in [0, 1), max_rotate finite",
+            );
+        }
+        for (key, v) in [
+            ("augmentation.min_scale", a.min_scale),
+            ("augmentation.rrc_min_scale", a.rrc_min_scale),
+        ] {
+            if !(v > 0.0 && v <= 1.0) {
+                return bad(key, &format!("is {v}, expected a share in (0, 1]"));
+            }
+        }
+        for (key, v) in [
+            ("mixing.mixup_alpha", self.mixing.mixup_alpha),
+            ("mixing.cutmix_alpha", self.mixing.cutmix_alpha),
+        ] {
+            if !(v > 0.0 && v.is_finite()) {
+                return bad(key, &format!("is {v}, expected a positive number"));
+            }
+        }
         if !(0.0..1.0).contains(&self.label_correction.warmup) {
             return bad("label_correction.warmup", "must be a share in [0, 1)");
         }
@@ -898,22 +986,6 @@ impl RunConfig {
                 "\"skip\"",
                 "remove or replace the corrupt images; use \"fail\"",
             );
-        }
-        if self.augmentation.batch_augment {
-            return not_yet("augmentation.batch_augment", "true", "set it to false");
-        }
-        if self.augmentation.resize != ResizeMethod::Squish {
-            return not_yet(
-                "augmentation.resize",
-                "other than \"squish\"",
-                "use \"squish\"",
-            );
-        }
-        if self.augmentation.normalize != NormStats::Imagenet {
-            return not_yet("augmentation.normalize", "\"dataset\"", "use \"imagenet\"");
-        }
-        if self.mixing.method != MixMethod::None {
-            return not_yet("mixing.method", "other than \"none\"", "use \"none\"");
         }
         if self.label_correction.enabled {
             return not_yet("label_correction.enabled", "true", "set it to false");

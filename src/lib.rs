@@ -5,6 +5,7 @@
 //! dashboard). The engine knows nothing of the terminal; the dashboard knows the
 //! engine only through `run::Command` and `run::Event`.
 
+pub mod augment;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -65,8 +65,10 @@ fn the_ensemble_is_the_mean_of_the_fold_models() {
             "--out",
             out.to_str().unwrap(),
         ];
-        if let Some(f) = fold {
-            args.extend(["--fold", f]);
+        match fold {
+            Some("tta") => args.push("--tta"),
+            Some(f) => args.extend(["--fold", f]),
+            None => {}
         }
         let (code, o, e) = run(&args);
         assert_eq!(code, 0, "{o}\n{e}");
@@ -75,6 +77,14 @@ fn the_ensemble_is_the_mean_of_the_fold_models() {
     let (header, all) = predict(&t.path().join("all.csv"), None);
     let (_, f0) = predict(&t.path().join("f0.csv"), Some("0"));
     let (_, f1) = predict(&t.path().join("f1.csv"), Some("1"));
+    // Without augmentations in the run, every TTA pass is the plain one, and
+    // the blend (1 - beta) * mean + beta * plain gives the plain predictions back.
+    let (_, tta) = predict(&t.path().join("tta.csv"), Some("tta"));
+    for (a, b) in all.iter().zip(&tta) {
+        for (x, y) in a.1.iter().zip(&b.1) {
+            assert!((x - y).abs() <= 2e-6, "{a:?} vs {b:?}");
+        }
+    }
 
     let classes = std::fs::read_to_string(demo().join("train.csv")).unwrap();
     let csv_header = classes.lines().next().unwrap();
@@ -116,4 +126,67 @@ fn the_ensemble_is_the_mean_of_the_fold_models() {
     assert_eq!(code, 2);
     assert!(err.contains("no fold checkpoint of fold 7"), "{err}");
     assert!(!t.path().join("x.csv").exists());
+}
+
+#[test]
+fn tta_with_augmentations_changes_the_predictions_and_keeps_them_probabilities() {
+    let t = tempfile::tempdir().unwrap();
+    let config = t.path().join("aug.toml");
+    std::fs::write(
+        &config,
+        "[augmentation]\nbatch_augment = true\nmax_rotate = 30.0\nmax_lighting = 0.4\n\n[tta]\nn = 3\n",
+    )
+    .unwrap();
+    let run_dir = t.path().join("run");
+    let (code, out, err) = run(&[
+        "train",
+        config.to_str().unwrap(),
+        "--data",
+        demo().to_str().unwrap(),
+        "--headless",
+        "--limit",
+        "40",
+        "--k",
+        "2",
+        "--fold",
+        "0",
+        "--epochs",
+        "1",
+        "--size",
+        "32",
+        "--bs",
+        "8",
+        "--run-dir",
+        run_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let test = demo().join("images");
+    let go = |name: &str, tta: bool| {
+        let out = t.path().join(name);
+        let mut args = vec![
+            "predict",
+            run_dir.to_str().unwrap(),
+            "--data",
+            test.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        if tta {
+            args.push("--tta");
+        }
+        let (code, o, e) = run(&args);
+        assert_eq!(code, 0, "{o}\n{e}");
+        read_rows(&out).1
+    };
+    let plain = go("plain.csv", false);
+    let tta = go("tta.csv", true);
+    assert_eq!(plain.len(), tta.len());
+    let mut largest = 0f64;
+    for (a, b) in plain.iter().zip(&tta) {
+        assert!((b.1.iter().sum::<f64>() - 1.0).abs() < 1e-4, "{b:?}");
+        for (x, y) in a.1.iter().zip(&b.1) {
+            largest = largest.max((x - y).abs());
+        }
+    }
+    assert!(largest > 1e-4, "TTA changed nothing: {largest}");
 }

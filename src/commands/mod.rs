@@ -1,6 +1,7 @@
 //! One function per subcommand; `run` dispatches.
 
 pub mod folds;
+pub mod pictures;
 pub mod predict;
 pub mod schedule;
 pub mod stats;
@@ -23,6 +24,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Cmd::Config(_)) => print_out(&RunConfig::default_toml()),
         Some(Cmd::Schedule(args)) => schedule::schedule(args),
         Some(Cmd::Predict(args)) => predict::predict(args),
+        Some(Cmd::ShowBatch(args)) => pictures::show_batch(args),
+        Some(Cmd::AugmentPreview(args)) => pictures::augment_preview(args),
     }
 }
 

@@ -16,7 +16,7 @@ pub fn predict(args: PredictArgs) -> Result<()> {
         return Err(already_exists(&args.out));
     }
     let images = load_test_images(&args.data, args.images.as_deref())?;
-    let prediction = predict_run(&args.run_dir, &images, args.fold)?;
+    let prediction = predict_run(&args.run_dir, &images, args.fold, args.tta)?;
     let ids: Vec<&str> = images.iter().map(|i| i.id.as_str()).collect();
     write_submission(&args.out, &ids, &prediction)?;
     let unfinished: Vec<String> = prediction

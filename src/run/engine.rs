@@ -230,10 +230,7 @@ fn run_engine(
             let aucs: Vec<f64> = o.folds.iter().filter_map(|f| f.roc_auc).collect();
             let auc = match aucs.len() {
                 0 => String::new(),
-                k => format!(
-                    ", mean ROC AUC {:.4}",
-                    aucs.iter().sum::<f64>() / k as f64
-                ),
+                k => format!(", mean ROC AUC {:.4}", aucs.iter().sum::<f64>() / k as f64),
             };
             (
                 "completed",
@@ -297,6 +294,8 @@ fn train_folds(
         stopped: false,
         folds: Vec::new(),
     };
+    // Per fold: dataset statistics come from each fold's own training images.
+    let mut normalization = std::collections::BTreeMap::new();
     for &f in &fold_list {
         let train = plan.train_indices(f);
         let valid = plan.folds.valid_indices(f);
@@ -323,6 +322,10 @@ fn train_folds(
             });
         }
         let r = fit_fold(cfg, f, &data, &mut steering, Some(&ckpt))?;
+        if r.epochs_done > 0 {
+            normalization.insert(f, r.normalization.clone());
+            plan.run_dir.write_normalization(&normalization)?;
+        }
         // A fold stopped before its first epoch ended has no metrics to report.
         if r.epochs_done > 0 && !finished_before {
             steering.sink.emit(Event::FoldEnded {

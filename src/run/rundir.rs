@@ -6,6 +6,7 @@
 //!         events.jsonl   one stamped Event per line (append-only)
 //!         metrics.csv    one row per epoch and fold
 //!         oof.csv        out-of-fold probabilities of every finished fold
+//!         normalization.json  per fold, the mean/std its batches were normalised with
 //! ```
 
 use crate::config::RunConfig;
@@ -69,6 +70,24 @@ impl RunDir {
     pub fn write_folds(&self, ds: &Dataset, folds: &Folds) -> Result<()> {
         let p = self.file("folds.csv");
         write_folds_csv(&p, ds, folds)
+    }
+
+    /// `normalization.json`: `{"folds": {"0": {"source", "mean", "std"}, ...}}`,
+    /// rewritten after each fold so inference finds the statistics of every
+    /// finished fold.
+    pub fn write_normalization(
+        &self,
+        per_fold: &std::collections::BTreeMap<usize, crate::augment::Normalization>,
+    ) -> Result<()> {
+        let p = self.file("normalization.json");
+        let folds: serde_json::Map<String, serde_json::Value> = per_fold
+            .iter()
+            .map(|(f, n)| Ok((f.to_string(), serde_json::to_value(n)?)))
+            .collect::<std::result::Result<_, serde_json::Error>>()
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let text = serde_json::to_string_pretty(&serde_json::json!({ "folds": folds }))
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        std::fs::write(&p, text + "\n").map_err(|e| Error::io(&p, e))
     }
 }
 
@@ -222,8 +241,7 @@ pub struct MetricsLog {
 }
 
 impl MetricsLog {
-    pub const HEADER: &'static str =
-        "fold,epoch,train_loss,valid_loss,accuracy,roc_auc,seconds\n";
+    pub const HEADER: &'static str = "fold,epoch,train_loss,valid_loss,accuracy,roc_auc,seconds\n";
 
     pub fn open(path: PathBuf) -> Result<MetricsLog> {
         let new = !path.exists();

@@ -1,13 +1,16 @@
 //! Training images in memory and the batches built from them.
 //!
-//! Each file is decoded once (in parallel) and squish-resized to the training
-//! size; the u8 pixels stay in memory for all epochs, and each batch is turned
-//! into a normalised NCHW f32 tensor only when it is needed.
+//! Each file is decoded once (in parallel) and resized for the training size
+//! (squished to it, or, for the item transforms that need the aspect ratio,
+//! scaled with the ratio kept; see `augment::pipeline`); the u8 pixels stay in
+//! memory for all epochs, and each batch is turned into a normalised NCHW f32
+//! tensor only when it is needed.
 
 use crate::data::decode::{decode_rgb, resize_rgb};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use candle_core::{Device, Tensor};
+use image::RgbImage;
 use rayon::prelude::*;
 use std::path::PathBuf;
 
@@ -25,7 +28,7 @@ pub struct Sample {
 /// Decoded, resized images (HWC u8) and their classes.
 pub struct ImageSet {
     size: usize,
-    pixels: Vec<Vec<u8>>,
+    pixels: Vec<RgbImage>,
     classes: Vec<u32>,
 }
 
@@ -33,9 +36,23 @@ impl ImageSet {
     /// Decode and resize every sample to `size` x `size`. A missing or corrupt
     /// file is an error naming it.
     pub fn load(samples: &[Sample], size: u32) -> Result<Self> {
+        Self::load_with(samples, size, |_| (size, size))
+    }
+
+    /// Decode every sample and resize it to `dims(original (w, h))`; `size` is
+    /// the side of the batches built from it.
+    pub fn load_with(
+        samples: &[Sample],
+        size: u32,
+        dims: impl Fn((u32, u32)) -> (u32, u32) + Sync,
+    ) -> Result<Self> {
         let pixels = samples
             .par_iter()
-            .map(|s| Ok(resize_rgb(&decode_rgb(&s.path)?, size, size).into_raw()))
+            .map(|s| {
+                let img = decode_rgb(&s.path)?;
+                let (w, h) = dims(img.dimensions());
+                Ok(resize_rgb(&img, w.max(1), h.max(1)))
+            })
             .collect::<Result<Vec<_>>>()?;
         let classes = samples
             .iter()
@@ -68,6 +85,27 @@ impl ImageSet {
         &self.classes
     }
 
+    /// The side of the square batches built from this set.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// The cached (resized) images.
+    pub fn images(&self) -> &[RgbImage] {
+        &self.pixels
+    }
+
+    /// Image `i` and its class; an out-of-range index is our bug.
+    pub fn get(&self, i: usize) -> Result<(&RgbImage, u32)> {
+        match (self.pixels.get(i), self.classes.get(i)) {
+            (Some(p), Some(&c)) => Ok((p, c)),
+            _ => Err(Error::Internal(format!(
+                "batch index {i} out of {} images",
+                self.len()
+            ))),
+        }
+    }
+
     /// The images at `indices` as a normalised (N, 3, size, size) f32 tensor,
     /// and their classes as a (N,) u32 tensor.
     pub fn batch(&self, indices: &[usize], device: &Device) -> Result<(Tensor, Tensor)> {
@@ -78,10 +116,15 @@ impl ImageSet {
         let shift: [f32; 3] = std::array::from_fn(|c| -IMAGENET_MEAN[c] / IMAGENET_STD[c]);
         let mut labels = Vec::with_capacity(indices.len());
         for (image, &i) in data.chunks_mut(3 * plane).zip(indices) {
-            let hwc = self.pixels.get(i).ok_or_else(|| {
-                Error::Internal(format!("batch index {i} out of {} images", self.len()))
-            })?;
-            for (p, rgb) in hwc.chunks_exact(3).enumerate() {
+            let (img, _) = self.get(i)?;
+            let squished;
+            let hwc = if img.dimensions() == (self.size as u32, self.size as u32) {
+                img
+            } else {
+                squished = resize_rgb(img, self.size as u32, self.size as u32);
+                &squished
+            };
+            for (p, rgb) in hwc.as_raw().chunks_exact(3).enumerate() {
                 for c in 0..3 {
                     image[c * plane + p] = rgb[c] as f32 * scale[c] + shift[c];
                 }

@@ -9,6 +9,7 @@
 //! `model.` and `optim.`, and the last validation's probabilities are the
 //! tensor `valid_probs` (so a finished fold can be reported without retraining).
 
+use crate::augment::Normalization;
 use crate::error::{Error, Result};
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -34,6 +35,8 @@ pub struct Progress {
     pub train_loss: f64,
     pub valid_loss: f64,
     pub accuracy: f64,
+    /// The mean/std the fold's batches were normalised with: inference must use the same.
+    pub normalization: Normalization,
 }
 
 impl Progress {
@@ -241,6 +244,7 @@ mod tests {
                 train_loss: 0.5,
                 valid_loss: 0.25,
                 accuracy: 0.75,
+                normalization: Normalization::imagenet(),
             },
             model: HashMap::from([("fc.weight".into(), t(&[1.0, -2.0]))]),
             optimizer: HashMap::from([("fc.weight.exp_avg".into(), t(&[0.1, 0.2]))]),

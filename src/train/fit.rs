@@ -5,6 +5,7 @@
 //! The loop reports through `FitHooks`, so the engine thread decides what an
 //! event means (log line, dashboard update) and when to pause or stop.
 
+use crate::augment::{Normalization, Pipeline, batch_seed, load_set, training_loss};
 use crate::config::{RunConfig, SchedulePolicy, TrainingConfig};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
@@ -68,6 +69,8 @@ pub struct FitResult {
     pub stopped: bool,
     /// Softmax probabilities of every validation image, in `FoldData::valid` order.
     pub valid_probs: Vec<Vec<f32>>,
+    /// The normalisation statistics the fold used (inference must use the same).
+    pub normalization: Normalization,
 }
 
 /// The (lr, beta1) of every step of a fold, for the loop and for the dashboard.
@@ -113,11 +116,15 @@ pub fn fit_fold(
                 epochs_done: c.progress.epochs_done,
                 stopped: false,
                 valid_probs: c.valid_probs.clone(),
+                normalization: c.progress.normalization.clone(),
             });
         }
     }
-    let train_set = ImageSet::load(&data.train, t.size)?;
-    let valid_set = ImageSet::load(&data.valid, t.size)?;
+    let train_set = load_set(&data.train, cfg)?;
+    let valid_set = load_set(&data.valid, cfg)?;
+    // Data set statistics come from the fold's training images only.
+    let norm = Normalization::for_config(cfg.augmentation.normalize, train_set.images())?;
+    let pipeline = Pipeline::new(cfg, norm);
 
     // Each fold gets its own initial weights and batch order, all from one seed.
     let fold_seed = Rng::derived(t.seed, FOLD_SEED_STREAM + fold as u64).next_u64();
@@ -141,6 +148,7 @@ pub fn fit_fold(
         epochs_done: 0,
         stopped: false,
         valid_probs: Vec::new(),
+        normalization: pipeline.norm.clone(),
     };
     if let Some(c) = resume {
         checkpoint::restore_model(&varmap, &c.model)?;
@@ -163,7 +171,8 @@ pub fn fit_fold(
         let mut started = Instant::now();
         let mut loss_sum = 0.0;
         let mut batches_run = 0;
-        for batch in training_batches(train_set.len(), t.batch_size, fold_seed, epoch) {
+        let batches = training_batches(train_set.len(), t.batch_size, fold_seed, epoch);
+        for (b, batch) in batches.into_iter().enumerate() {
             if hooks.between_batches(step) == Flow::Stop {
                 result.stopped = true;
                 break;
@@ -178,8 +187,9 @@ pub fn fit_fold(
             let (lr, mom) = *schedule
                 .get(step)
                 .ok_or_else(|| Error::Internal(format!("step {step} is past the schedule")))?;
-            let (x, y) = train_set.batch(&batch, &device)?;
-            let loss = candle_nn::loss::cross_entropy(&model.forward_t(&x, true)?, &y)?;
+            let seed = batch_seed(fold_seed, epoch, b);
+            let xb = pipeline.train_batch(&train_set, &batch, seed, &device)?;
+            let loss = training_loss(&model.forward_t(&xb.x, true)?, &xb.y, xb.mix.as_ref())?;
             let grads = loss.backward()?;
             opt.step(&grads, StepHypers { lr, mom })?;
             let loss = loss.to_scalar::<f32>()? as f64;
@@ -198,7 +208,7 @@ pub fn fit_fold(
         if batches_run == 0 {
             break;
         }
-        let valid = validate(&model, &valid_set, t.batch_size, &device)?;
+        let valid = validate(&model, &pipeline, &valid_set, t.batch_size, &device)?;
         result.train_loss = loss_sum / batches_run as f64;
         result.valid_loss = valid.loss;
         result.accuracy = valid.accuracy;
@@ -216,6 +226,7 @@ pub fn fit_fold(
                 train_loss: result.train_loss,
                 valid_loss: result.valid_loss,
                 accuracy: result.accuracy,
+                normalization: pipeline.norm.clone(),
             };
             checkpoint::save(
                 path,
@@ -320,6 +331,7 @@ fn roc_auc_of(probs: &[Vec<f32>], samples: &[Sample]) -> Result<Option<f64>> {
 /// Mean cross-entropy, accuracy and probabilities over the validation set, in eval mode.
 fn validate(
     model: &ResNet18,
+    pipeline: &Pipeline,
     set: &ImageSet,
     batch_size: usize,
     device: &Device,
@@ -330,7 +342,8 @@ fn validate(
     let mut predicted_all = Vec::with_capacity(set.len());
     let mut targets = Vec::with_capacity(set.len());
     for batch in validation_batches(set.len(), batch_size) {
-        let (x, y) = set.batch(&batch, device)?;
+        let xb = pipeline.valid_batch(set, &batch, device)?;
+        let (x, y) = (xb.x, xb.y);
         let logits = model.forward_t(&x, false)?.detach();
         let loss = candle_nn::loss::cross_entropy(&logits, &y)?.to_scalar::<f32>()? as f64;
         loss_sum += loss * batch.len() as f64;

@@ -2,19 +2,23 @@
 //! ensemble (the mean of their softmax probabilities), as fastai users do for
 //! a Kaggle submission.
 
-use crate::config::RunConfig;
+use crate::augment::{Pipeline, batch_seed, load_set};
+use crate::config::{MixMethod, RunConfig, TtaConfig};
 use crate::data::unlabelled::TestImage;
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use crate::train::batches::{ImageSet, Sample, validation_batches};
 use crate::train::checkpoint::{self, Progress};
 use crate::train::resnet::ResNet18;
-use candle_core::{DType, Device, ModuleT};
+use crate::train::tta::{TtaOutput, combine_tta};
+use candle_core::{DType, Device, ModuleT, Tensor};
 use candle_nn::VarMap;
 use std::path::Path;
 
 /// Images per forward pass.
 const BATCH: usize = 32;
+/// Seeds of the TTA passes' augmentations ("TTA").
+const TTA_STREAM: u64 = 0x5454_4100_0000_0000;
 
 /// The ensemble's output.
 #[derive(Debug, Clone)]
@@ -53,11 +57,14 @@ pub fn run_classes(run_dir: &Path) -> Result<Vec<String>> {
 }
 
 /// Predict `images` with the fold models of `run_dir` (all folds with a
-/// checkpoint, or only `only_fold`).
+/// checkpoint, or only `only_fold`), each fold with the validation transforms
+/// and normalisation it was trained with; with `tta`, as fastai's
+/// `Learner.tta(n, beta, use_max)` (the run's `[tta]` settings) per fold before the folds are averaged.
 pub fn predict_run(
     run_dir: &Path,
     images: &[TestImage],
     only_fold: Option<usize>,
+    tta: bool,
 ) -> Result<Prediction> {
     let config_path = run_dir.join("config.toml");
     if !config_path.is_file() {
@@ -67,6 +74,7 @@ pub fn predict_run(
         )));
     }
     let cfg = RunConfig::load(&config_path)?;
+    let tta: Option<&TtaConfig> = tta.then_some(&cfg.tta);
     let classes = run_classes(run_dir)?;
     let folds: Vec<usize> = match only_fold {
         Some(f) => vec![f],
@@ -97,24 +105,42 @@ pub fn predict_run(
         })
         .collect();
     // Decoded once, used by every fold model.
-    let set = ImageSet::load(&samples, cfg.training.size)?;
+    let set = load_set(&samples, &cfg)?;
     let mut sum = vec![vec![0f32; classes.len()]; images.len()];
-    for (fold, _) in &present {
+    for (fold, progress) in &present {
         let varmap = VarMap::new();
         let model = ResNet18::new(classes.len(), &varmap, &device, Rng::new(0))?;
         let ckpt = checkpoint::load(&checkpoint::fold_path(run_dir, *fold), &device)?
             .ok_or_else(|| Error::Internal(format!("fold {fold}'s checkpoint disappeared")))?;
         checkpoint::restore_model(&varmap, &ckpt.model)?;
-        let mut row = 0;
-        for batch in validation_batches(set.len(), BATCH) {
-            let (x, _) = set.batch(&batch, &device)?;
-            let logits = model.forward_t(&x, false)?;
-            let p = candle_nn::ops::softmax_last_dim(&logits.to_dtype(DType::F32)?)?;
-            for probs in p.to_vec2::<f32>()? {
-                for (s, v) in sum[row].iter_mut().zip(probs) {
-                    *s += v;
+        let mut pipeline = Pipeline::new(&cfg, progress.normalization.clone());
+        // TTA uses the training transforms; MixUp/CutMix are training callbacks in
+        // fastai, not transforms, so they never apply to predictions.
+        pipeline.mixing.method = MixMethod::None;
+        let probs = match tta {
+            None => probabilities(&model, &pipeline, &set, None, &device)?,
+            Some(t) => {
+                let plain = probabilities(&model, &pipeline, &set, None, &device)?;
+                let passes = (0..t.n)
+                    .map(|pass| {
+                        let seed = TTA_STREAM ^ ((*fold as u64) << 16) ^ pass as u64;
+                        probabilities(&model, &pipeline, &set, Some(seed), &device)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                match combine_tta(&plain, &passes, Some(t.beta), t.use_max)? {
+                    TtaOutput::Combined(rows) => rows
+                        .into_iter()
+                        .map(|r| r.into_iter().map(|v| v as f32).collect())
+                        .collect(),
+                    TtaOutput::Separate { .. } => {
+                        return Err(Error::Internal("TTA with a beta left unblended".into()));
+                    }
                 }
-                row += 1;
+            }
+        };
+        for (row, p) in sum.iter_mut().zip(probs) {
+            for (s, v) in row.iter_mut().zip(p) {
+                *s += v;
             }
         }
     }
@@ -128,4 +154,30 @@ pub fn predict_run(
         probs,
         folds: present.into_iter().map(|(_, p)| p).collect(),
     })
+}
+
+/// Softmax probabilities of every image of `set` in eval mode: validation
+/// transforms without `seed`, the training augmentations drawn from `seed` with it.
+fn probabilities(
+    model: &ResNet18,
+    pipeline: &Pipeline,
+    set: &ImageSet,
+    seed: Option<u64>,
+    device: &Device,
+) -> Result<Vec<Vec<f32>>> {
+    let mut out = Vec::with_capacity(set.len());
+    for (b, batch) in validation_batches(set.len(), BATCH).iter().enumerate() {
+        let x: Tensor = match seed {
+            None => pipeline.valid_batch(set, batch, device)?.x,
+            Some(s) => {
+                pipeline
+                    .train_batch(set, batch, batch_seed(s, 0, b), device)?
+                    .x
+            }
+        };
+        let logits = model.forward_t(&x, false)?;
+        let p = candle_nn::ops::softmax_last_dim(&logits.to_dtype(DType::F32)?)?;
+        out.extend(p.to_vec2::<f32>()?);
+    }
+    Ok(out)
 }

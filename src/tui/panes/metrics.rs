@@ -117,7 +117,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             .map(|c| Cell::from(Line::from(c.header).right_aligned())),
     )
     .style(theme.table_header);
-    let widths: Vec<Constraint> = columns.iter().map(|c| Constraint::Length(c.width)).collect();
+    let widths: Vec<Constraint> = columns
+        .iter()
+        .map(|c| Constraint::Length(c.width))
+        .collect();
     frame.render_widget(Table::new(body, widths).header(header), inner);
 }
 
@@ -126,20 +129,33 @@ mod tests {
     use super::*;
 
     fn headers(width: u16, auc: bool) -> Vec<&'static str> {
-        visible_columns(width, auc).iter().map(|c| c.header).collect()
+        visible_columns(width, auc)
+            .iter()
+            .map(|c| c.header)
+            .collect()
     }
 
     #[test]
     fn narrow_panes_drop_whole_columns_by_priority() {
         assert_eq!(
             headers(80, true),
-            ["epoch", "train_loss", "valid_loss", "accuracy", "roc_auc", "time"]
+            [
+                "epoch",
+                "train_loss",
+                "valid_loss",
+                "accuracy",
+                "roc_auc",
+                "time"
+            ]
         );
         assert_eq!(
             headers(41, true),
             ["epoch", "valid_loss", "accuracy", "roc_auc", "time"]
         );
-        assert_eq!(headers(35, true), ["epoch", "valid_loss", "accuracy", "roc_auc"]);
+        assert_eq!(
+            headers(35, true),
+            ["epoch", "valid_loss", "accuracy", "roc_auc"]
+        );
         assert_eq!(
             headers(41, false),
             ["epoch", "valid_loss", "accuracy", "time"]

@@ -1,0 +1,223 @@
+//! orchard's image pipeline vs torchvision's DataLoader, in one run, same
+//! machine, same number of threads/workers: decode + resize + item transforms
+//! (Resize crop at a random position, FlipItem) + aug_transforms (flip, warp,
+//! rotate, zoom, lighting) + Normalize into batches of 32 at 224 px, in
+//! images/s, for the first (cold) epoch and the second (warm) one.
+//!
+//!   cargo bench --bench pipeline
+//!
+//! Data: (a) `../shared/datasets/elpv` (2624 300x300 grayscale JPEGs; skipped
+//! when absent), (b) 2048x1365 JPEGs like Plant Pathology's, made here by
+//! upscaling the demo set's photos (in a temporary directory).
+//! orchard decodes each file once (cold epoch: decode + resize into the
+//! in-memory cache + augment); later epochs start from the cached u8 pixels.
+//! torchvision decodes with PIL in every epoch, as its DataLoader does.
+//!
+//! Env: ORCHARD_PYTHON (default `python3`) runs `benches/torch_pipeline.py`;
+//! RAYON_NUM_THREADS (default: all cores) sets orchard's threads and
+//! torchvision's workers; ORCHARD_BENCH_QUICK=1 for a fast sanity run
+//! (fewer images).
+
+use orchard::augment::{Normalization, Pipeline, batch_seed, load_set};
+use orchard::config::{ResizeMethod, RunConfig};
+use orchard::data::decode::{decode_rgb, resize_rgb};
+use orchard::kernels::tune_allocator;
+use orchard::train::Sample;
+use orchard::train::batches::training_batches;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+const BATCH: usize = 32;
+const SIZE: u32 = 224;
+const SEED: u64 = 42;
+
+fn config() -> RunConfig {
+    let mut cfg = RunConfig::default();
+    cfg.training.size = SIZE;
+    cfg.training.batch_size = BATCH;
+    cfg.augmentation.resize = ResizeMethod::Crop;
+    cfg.augmentation.item_flip = true;
+    cfg.augmentation.batch_augment = true;
+    cfg
+}
+
+/// (cold, warm) images/s of two epochs.
+fn orchard_epochs(files: &[PathBuf]) -> (f64, f64) {
+    let cfg = config();
+    let samples: Vec<Sample> = files
+        .iter()
+        .map(|p| Sample {
+            path: p.clone(),
+            class: 0,
+        })
+        .collect();
+    let device = candle_core::Device::Cpu;
+    let t0 = Instant::now();
+    let set = load_set(&samples, &cfg).expect("images decode");
+    let pipeline = Pipeline::new(&cfg, Normalization::imagenet());
+    let mut rates = Vec::new();
+    let mut start = t0;
+    for epoch in 0..2 {
+        let mut n = 0;
+        for (b, idx) in training_batches(set.len(), BATCH, SEED, epoch)
+            .iter()
+            .enumerate()
+        {
+            let batch = pipeline
+                .train_batch(&set, idx, batch_seed(SEED, epoch, b), &device)
+                .expect("batch");
+            n += batch.x.dims()[0];
+        }
+        rates.push(n as f64 / start.elapsed().as_secs_f64());
+        start = Instant::now();
+    }
+    (rates[0], rates[1])
+}
+
+/// Plant-Pathology-sized JPEGs from the demo photos, upscaled (bilinear).
+fn make_large(dir: &Path, n: usize) -> Vec<PathBuf> {
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/demo/images");
+    let mut sources: Vec<PathBuf> = std::fs::read_dir(&demo)
+        .expect("demo images")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    sources.sort();
+    (0..n)
+        .map(|i| {
+            let img = decode_rgb(&sources[i % sources.len()]).expect("demo image");
+            let big = resize_rgb(&img, 2048, 1365);
+            let p = dir.join(format!("big{i:04}.jpg"));
+            let f = std::fs::File::create(&p).expect("temp file");
+            let mut enc =
+                image::codecs::jpeg::JpegEncoder::new_with_quality(std::io::BufWriter::new(f), 90);
+            enc.encode_image(&big).expect("jpeg");
+            p
+        })
+        .collect()
+}
+
+fn list_jpegs(dir: &Path, limit: usize) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|r| r.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    v.retain(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("jpg")));
+    v.sort();
+    v.truncate(limit);
+    v
+}
+
+fn run_torch(sets: &[(String, Vec<PathBuf>)], workers: usize) -> Result<serde_json::Value, String> {
+    let python = std::env::var("ORCHARD_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/torch_pipeline.py");
+    let mut child = Command::new(&python)
+        .arg(script)
+        // Each worker single-threaded, as DataLoader workers are.
+        .env("OMP_NUM_THREADS", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {python}: {e}"))?;
+    let datasets: Vec<serde_json::Value> = sets
+        .iter()
+        .map(|(name, files)| serde_json::json!({"name": name, "files": files}))
+        .collect();
+    let request = serde_json::json!({
+        "datasets": datasets, "size": SIZE, "batch": BATCH, "workers": workers, "seed": SEED,
+    });
+    child
+        .stdin
+        .take()
+        .ok_or("no stdin")?
+        .write_all(request.to_string().as_bytes())
+        .map_err(|e| e.to_string())?;
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!(
+            "{python} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("bad JSON from {python}: {e}"))?;
+    match value.get("error") {
+        Some(e) => Err(e.to_string()),
+        None => Ok(value),
+    }
+}
+
+fn main() {
+    tune_allocator();
+    let quick = std::env::var("ORCHARD_BENCH_QUICK").is_ok_and(|v| v == "1");
+    let threads = std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .expect("rayon pool");
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let mut sets: Vec<(String, Vec<PathBuf>)> = Vec::new();
+    let elpv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/elpv/images");
+    let elpv_files = list_jpegs(&elpv, if quick { 256 } else { usize::MAX });
+    if elpv_files.is_empty() {
+        println!("elpv skipped: {} not found", elpv.display());
+    } else {
+        sets.push((
+            format!("elpv ({} x 300x300 gray JPEG)", elpv_files.len()),
+            elpv_files,
+        ));
+    }
+    let n_large = if quick { 64 } else { 256 };
+    let t = Instant::now();
+    let large = make_large(tmp.path(), n_large);
+    println!(
+        "made {n_large} 2048x1365 JPEGs from the demo photos in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    sets.push((format!("{n_large} x 2048x1365 JPEG"), large));
+    // Read every file once so both sides find them in the OS page cache.
+    for (_, files) in &sets {
+        for f in files {
+            let _ = std::fs::read(f);
+        }
+    }
+    println!(
+        "orchard pipeline vs torchvision DataLoader: batch {BATCH}, {SIZE} px, {threads} threads / workers{}",
+        if quick { " (quick)" } else { "" }
+    );
+    let torch = run_torch(&sets, threads);
+    match &torch {
+        Ok(v) => println!(
+            "torch {} torchvision {} (PIL), {threads} DataLoader workers",
+            v["torch"], v["torchvision"]
+        ),
+        Err(reason) => println!("torchvision column skipped: {reason}"),
+    }
+    println!();
+    println!(
+        "{:<34} {:>6} {:>12} {:>12} {:>7}",
+        "data set", "epoch", "orchard im/s", "torchvision", "ratio"
+    );
+    for (name, files) in &sets {
+        let (cold, warm) = orchard_epochs(files);
+        for (label, ours) in [("cold", cold), ("warm", warm)] {
+            let theirs = torch
+                .as_ref()
+                .ok()
+                .and_then(|v| v["results"][name.as_str()][label].as_f64());
+            println!(
+                "{:<34} {:>6} {:>12.1} {:>12} {:>7}",
+                name,
+                label,
+                ours,
+                theirs.map_or("-".into(), |t| format!("{t:.1}")),
+                theirs.map_or("-".into(), |t| format!("{:.2}x", ours / t)),
+            );
+        }
+    }
+    println!("\nratio = orchard images/s / torchvision images/s (> 1: orchard is faster)");
+}

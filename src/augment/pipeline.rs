@@ -1,0 +1,343 @@
+//! The training and validation batches as fastai builds them: item transforms
+//! on each cached u8 image (Resize / RandomResizedCrop, FlipItem,
+//! DihedralItem), then on f32 [0, 1] CHW: aug_transforms, Normalize, and
+//! MixUp/CutMix. Training draws everything from the batch's seed; validation
+//! uses the fixed (centre) behaviour and no batch augmentation or mixing.
+
+use super::batch::BatchAugment;
+use super::item::{self, Method, PadMode, RrcParams};
+use super::mix::{self, Mixed};
+use super::normalize::Normalization;
+use crate::config::{MixMethod, MixingConfig, PadModeChoice, ResizeMethod, RunConfig};
+use crate::data::decode::resize_rgb;
+use crate::error::Result;
+use crate::rng::Rng;
+use crate::train::batches::{ImageSet, Sample};
+use crate::train::loss::{Reduction, cross_entropy, mix_losses};
+use candle_core::{Device, Tensor};
+use image::RgbImage;
+use rayon::prelude::*;
+
+/// Rng stream of the augmentation draws (the batch order uses the epoch number).
+const AUG_STREAM: u64 = 0x4155_474D_0000_0000; // "AUGM"
+
+/// The seed of one training batch's draws.
+pub fn batch_seed(seed: u64, epoch: usize, batch: usize) -> u64 {
+    Rng::derived(seed ^ AUG_STREAM, ((epoch as u64) << 32) | batch as u64).next_u64()
+}
+
+/// The size an image is cached at for `method` at training side `size`:
+/// squish caches the final square; the others keep the aspect ratio, scaled
+/// (never up) so the side that Resize fits becomes `size`, and crop or pad
+/// then only cut or add pixels. RandomResizedCrop takes its crops from the
+/// same shorter-side-`size` image.
+pub fn cached_dims(orig: (u32, u32), size: u32, method: ResizeMethod) -> (u32, u32) {
+    let (w, h) = (orig.0 as f64, orig.1 as f64);
+    let side = match method {
+        ResizeMethod::Squish => return (size, size),
+        ResizeMethod::Crop | ResizeMethod::RandomResizedCrop => w.min(h),
+        ResizeMethod::Pad => w.max(h),
+    };
+    let scale = (size as f64 / side).min(1.0);
+    (
+        ((w * scale).round() as u32).max(1),
+        ((h * scale).round() as u32).max(1),
+    )
+}
+
+/// Decode and cache the images of `samples` for this config's item transforms.
+pub fn load_set(samples: &[Sample], cfg: &RunConfig) -> Result<ImageSet> {
+    let size = cfg.training.size;
+    let method = cfg.augmentation.resize;
+    ImageSet::load_with(samples, size, |d| cached_dims(d, size, method))
+}
+
+/// A built batch: (N, 3, S, S) f32 normalised images, (N,) u32 classes, and
+/// what the loss needs when the batch was mixed.
+pub struct Batch {
+    pub x: Tensor,
+    pub y: Tensor,
+    pub mix: Option<Mixed>,
+}
+
+/// The same batch as plain vectors (pictures, benchmarks).
+pub struct RawBatch {
+    pub data: Vec<f32>,
+    pub labels: Vec<u32>,
+    pub size: usize,
+    pub mix: Option<Mixed>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    pub size: u32,
+    pub resize: ResizeMethod,
+    pub pad: PadMode,
+    pub rrc: RrcParams,
+    pub item_flip: bool,
+    pub item_dihedral: bool,
+    pub batch: Option<BatchAugment>,
+    pub norm: Normalization,
+    pub mixing: MixingConfig,
+}
+
+impl Pipeline {
+    pub fn new(cfg: &RunConfig, norm: Normalization) -> Self {
+        let a = &cfg.augmentation;
+        Pipeline {
+            size: cfg.training.size,
+            resize: a.resize,
+            pad: match a.pad_mode {
+                PadModeChoice::Reflection => PadMode::Reflection,
+                PadModeChoice::Zeros => PadMode::Zeros,
+            },
+            rrc: RrcParams {
+                min_scale: a.rrc_min_scale,
+                ..RrcParams::default()
+            },
+            item_flip: a.item_flip,
+            item_dihedral: a.item_dihedral,
+            batch: a.batch_augment.then(|| BatchAugment::from_config(a)),
+            norm,
+            mixing: cfg.mixing.clone(),
+        }
+    }
+
+    /// The item transforms of one cached image: `rng` in training, None in validation.
+    pub fn item(&self, img: &RgbImage, mut rng: Option<&mut Rng>) -> RgbImage {
+        let s = (self.size, self.size);
+        let out = match self.resize {
+            ResizeMethod::Squish if img.dimensions() == s => img.clone(),
+            ResizeMethod::Squish => resize_rgb(img, s.0, s.1),
+            ResizeMethod::Crop | ResizeMethod::Pad => {
+                let method = if self.resize == ResizeMethod::Crop {
+                    Method::Crop
+                } else {
+                    Method::Pad
+                };
+                let pcts = item::resize_pcts(rng.as_deref_mut());
+                item::resize(img, s, method, self.pad, pcts)
+            }
+            ResizeMethod::RandomResizedCrop => {
+                item::random_resized_crop(img, s, &self.rrc, rng.as_deref_mut())
+            }
+        };
+        // FlipItem and DihedralItem are training-only (fastai's split_idx = 0).
+        let Some(rng) = rng else { return out };
+        let out = if self.item_flip {
+            item::flip_item(out, 0.5, rng)
+        } else {
+            out
+        };
+        if self.item_dihedral {
+            item::dihedral_item(out, 1.0, rng)
+        } else {
+            out
+        }
+    }
+
+    /// Build a batch as vectors; `seed` = Some(batch seed) for training.
+    pub fn raw_batch(
+        &self,
+        set: &ImageSet,
+        indices: &[usize],
+        seed: Option<u64>,
+    ) -> Result<RawBatch> {
+        let s = self.size as usize;
+        let len = 3 * s * s;
+        let items: Vec<(&RgbImage, u32)> =
+            indices.iter().map(|&i| set.get(i)).collect::<Result<_>>()?;
+        let labels: Vec<u32> = items.iter().map(|x| x.1).collect();
+        let mut data = vec![0f32; items.len() * len];
+        let item_seed = seed.map(|s| Rng::derived(s, 1).next_u64());
+        data.par_chunks_mut(len)
+            .zip(&items)
+            .enumerate()
+            .for_each(|(k, (chw, (img, _)))| {
+                let mut rng = item_seed.map(|s| Rng::derived(s, k as u64));
+                let out = self.item(img, rng.as_mut());
+                to_chw(&out, chw);
+            });
+        let n = items.len();
+        if let (Some(seed), Some(b)) = (seed, &self.batch) {
+            b.apply_batch(&mut data, 3, s, s, Rng::derived(seed, 2).next_u64());
+        }
+        data.par_chunks_mut(len)
+            .for_each(|chw| self.norm.apply(chw));
+        let mix = match (seed, self.mixing.method) {
+            (None, _) | (_, MixMethod::None) => None,
+            (Some(seed), method) => {
+                let mut rng = Rng::derived(seed, 3);
+                Some(match method {
+                    MixMethod::Mixup => mix::mixup(&mut data, n, self.mixing.mixup_alpha, &mut rng),
+                    _ => mix::cutmix(&mut data, n, 3, s, s, self.mixing.cutmix_alpha, &mut rng),
+                })
+            }
+        };
+        Ok(RawBatch {
+            data,
+            labels,
+            size: s,
+            mix,
+        })
+    }
+
+    /// A training batch: every random transform drawn from `seed`.
+    pub fn train_batch(
+        &self,
+        set: &ImageSet,
+        indices: &[usize],
+        seed: u64,
+        device: &Device,
+    ) -> Result<Batch> {
+        self.to_batch(self.raw_batch(set, indices, Some(seed))?, device)
+    }
+
+    /// A validation batch: centre/validation item transforms, nothing random.
+    pub fn valid_batch(&self, set: &ImageSet, indices: &[usize], device: &Device) -> Result<Batch> {
+        self.to_batch(self.raw_batch(set, indices, None)?, device)
+    }
+
+    fn to_batch(&self, raw: RawBatch, device: &Device) -> Result<Batch> {
+        let n = raw.labels.len();
+        let s = raw.size;
+        Ok(Batch {
+            x: Tensor::from_vec(raw.data, (n, 3, s, s), device)?,
+            y: Tensor::from_vec(raw.labels, n, device)?,
+            mix: raw.mix,
+        })
+    }
+}
+
+/// HWC u8 -> CHW f32 in [0, 1] (fastai's IntToFloatTensor, div 255).
+pub fn to_chw(img: &RgbImage, chw: &mut [f32]) {
+    let plane = (img.width() * img.height()) as usize;
+    for (p, rgb) in img.as_raw().chunks_exact(3).enumerate() {
+        for c in 0..3 {
+            chw[c * plane + p] = rgb[c] as f32 * (1.0 / 255.0);
+        }
+    }
+}
+
+/// The training loss: plain cross-entropy, or for a mixed batch fastai's
+/// `MixHandler.lf` for integer targets:
+/// mean_i(lam_i * CE(pred_i, y_i) + (1 - lam_i) * CE(pred_i, y_perm[i])).
+pub fn training_loss(logits: &Tensor, y: &Tensor, mix: Option<&Mixed>) -> Result<Tensor> {
+    let Some(m) = mix else {
+        return cross_entropy(logits, y, Reduction::Mean);
+    };
+    let perm: Vec<u32> = m.perm.iter().map(|&p| p as u32).collect();
+    let perm = Tensor::from_vec(perm, m.perm.len(), y.device())?;
+    let y_partner = y.index_select(&perm, 0)?;
+    let own = cross_entropy(logits, y, Reduction::None)?;
+    let partner = cross_entropy(logits, &y_partner, Reduction::None)?;
+    let lam = Tensor::from_vec(m.lam.clone(), m.lam.len(), y.device())?;
+    mix_losses(&own, &partner, &lam, Reduction::Mean)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set_of(dir: &std::path::Path, n: usize, cfg: &RunConfig) -> ImageSet {
+        let samples: Vec<Sample> = (0..n)
+            .map(|i| {
+                let img = RgbImage::from_fn(40 + i as u32, 30, |x, y| {
+                    image::Rgb([(x * 5) as u8, (y * 7) as u8, (i * 40) as u8])
+                });
+                let path = dir.join(format!("{i}.png"));
+                img.save(&path).unwrap();
+                Sample { path, class: i % 2 }
+            })
+            .collect();
+        load_set(&samples, cfg).unwrap()
+    }
+
+    fn full_config() -> RunConfig {
+        let mut cfg = RunConfig::default();
+        cfg.training.size = 16;
+        cfg.augmentation.batch_augment = true;
+        cfg.augmentation.resize = ResizeMethod::Crop;
+        cfg.augmentation.item_flip = true;
+        cfg.augmentation.min_scale = 0.5;
+        cfg.mixing.method = MixMethod::Mixup;
+        cfg
+    }
+
+    #[test]
+    fn same_seed_same_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        for method in [MixMethod::Mixup, MixMethod::Cutmix] {
+            let mut cfg = full_config();
+            cfg.mixing.method = method;
+            let set = set_of(dir.path(), 4, &cfg);
+            let p = Pipeline::new(&cfg, Normalization::imagenet());
+            let a = p.raw_batch(&set, &[0, 1, 2, 3], Some(7)).unwrap();
+            let b = p.raw_batch(&set, &[0, 1, 2, 3], Some(7)).unwrap();
+            let c = p.raw_batch(&set, &[0, 1, 2, 3], Some(8)).unwrap();
+            assert_eq!(a.data, b.data);
+            assert_eq!(a.mix, b.mix);
+            assert_ne!(a.data, c.data);
+            assert_eq!(a.data.len(), 4 * 3 * 16 * 16);
+        }
+    }
+
+    #[test]
+    fn validation_is_deterministic_and_unmixed() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = full_config();
+        let set = set_of(dir.path(), 3, &cfg);
+        let p = Pipeline::new(&cfg, Normalization::imagenet());
+        let a = p.raw_batch(&set, &[0, 1, 2], None).unwrap();
+        assert!(a.mix.is_none());
+        // The centre crop of the cached image, normalised, nothing else.
+        let centre = item::resize(
+            &set.images()[1],
+            (16, 16),
+            Method::Crop,
+            PadMode::Reflection,
+            (0.5, 0.5),
+        );
+        let mut want = vec![0f32; 3 * 256];
+        to_chw(&centre, &mut want);
+        Normalization::imagenet().apply(&mut want);
+        assert_eq!(&a.data[768..1536], &want[..]);
+    }
+
+    #[test]
+    fn cached_dims_keep_the_fitted_side() {
+        assert_eq!(cached_dims((300, 200), 100, ResizeMethod::Crop), (150, 100));
+        assert_eq!(cached_dims((300, 200), 100, ResizeMethod::Pad), (100, 67));
+        assert_eq!(
+            cached_dims((300, 200), 100, ResizeMethod::Squish),
+            (100, 100)
+        );
+        // Never upscaled.
+        assert_eq!(cached_dims((50, 40), 100, ResizeMethod::Crop), (50, 40));
+    }
+
+    #[test]
+    fn mixed_loss_is_the_lerp_of_two_cross_entropies() {
+        let logits = Tensor::new(&[[2.0f32, 0.0], [0.0, 1.0], [1.0, 1.0]], &Device::Cpu).unwrap();
+        let y = Tensor::new(&[0u32, 1, 0], &Device::Cpu).unwrap();
+        let m = Mixed {
+            perm: vec![1, 2, 0],
+            lam: vec![0.6, 0.9, 0.5],
+        };
+        let got = training_loss(&logits, &y, Some(&m))
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        let ce = |l: [f64; 2], t: usize| -(l[t] - (l[0].exp() + l[1].exp()).ln());
+        let rows = [[2.0, 0.0], [0.0, 1.0], [1.0, 1.0]];
+        let ys = [0, 1, 0];
+        let want: f64 = (0..3)
+            .map(|i| {
+                let lam = [0.6, 0.9, 0.5][i];
+                lam * ce(rows[i], ys[i]) + (1.0 - lam) * ce(rows[i], ys[m.perm[i]])
+            })
+            .sum::<f64>()
+            / 3.0;
+        assert!((got as f64 - want).abs() < 1e-5, "{got} vs {want}");
+    }
+}
