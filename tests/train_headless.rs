@@ -66,7 +66,10 @@ fn headless_run_on_a_demo_slice_writes_its_run_directory() {
     // metrics.csv: the header and one row.
     let metrics = std::fs::read_to_string(run_dir.join("metrics.csv")).unwrap();
     let rows: Vec<&str> = metrics.lines().collect();
-    assert_eq!(rows[0], "fold,epoch,train_loss,valid_loss,accuracy,seconds");
+    assert_eq!(
+        rows[0],
+        "fold,epoch,train_loss,valid_loss,accuracy,roc_auc,seconds"
+    );
     assert_eq!(rows.len(), 2, "{metrics}");
     assert!(rows[1].starts_with("0,0,"));
 
