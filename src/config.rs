@@ -208,6 +208,8 @@ pub struct TrainingConfig {
     pub lookahead: bool,
     pub lookahead_k: usize,
     pub lookahead_alpha: f64,
+    /// Clip the gradients' global L2 norm to this (torch's `clip_grad_norm_`); none if absent.
+    pub grad_clip: Option<f64>,
     /// Seed of shuffling, augmentation and initialisation.
     pub seed: u64,
     /// `cpu`, `cuda:N` or `auto`.
@@ -262,6 +264,7 @@ impl Default for TrainingConfig {
             lookahead: false,
             lookahead_k: 6,
             lookahead_alpha: 0.5,
+            grad_clip: None,
             seed: 42,
             device: "cpu".into(),
         }
@@ -584,6 +587,11 @@ const KEY_DOCS: &[(&str, &str, &str)] = &[
         "training",
         "lookahead_alpha",
         "Lookahead: share of the way the slow weights move at a sync, in (0, 1] (fastai: 0.5)",
+    ),
+    (
+        "training",
+        "grad_clip",
+        "clip the gradients' global L2 norm to this before each step (fastai's GradientClip; absent: no clipping)",
     ),
     (
         "training",
@@ -955,6 +963,11 @@ impl RunConfig {
                 format!("is {}, expected a value in (0, 1]", t.lookahead_alpha),
             );
         }
+        if let Some(c) = t.grad_clip
+            && !(c.is_finite() && c > 0.0)
+        {
+            return bad("grad_clip", format!("is {c}, expected a number > 0"));
+        }
         Ok(())
     }
 
@@ -1134,7 +1147,7 @@ mod tests {
     #[test]
     fn impossible_optimizer_values_are_named() {
         type Breaker = fn(&mut TrainingConfig);
-        let cases: [(&str, Breaker); 9] = [
+        let cases: [(&str, Breaker); 10] = [
             ("training.weight_decay", |t| t.weight_decay = Some(-0.1)),
             ("training.mom", |t| t.mom = Some(1.0)),
             ("training.moms", |t| t.moms[1] = -0.5),
@@ -1147,6 +1160,7 @@ mod tests {
             }),
             ("training.lookahead_k", |t| t.lookahead_k = 0),
             ("training.lookahead_alpha", |t| t.lookahead_alpha = 1.5),
+            ("training.grad_clip", |t| t.grad_clip = Some(0.0)),
         ];
         for (key, break_it) in cases {
             let mut c = RunConfig::default();

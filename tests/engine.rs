@@ -111,3 +111,39 @@ fn stop_is_acknowledged_and_ends_after_the_epoch() {
     }
     assert!(h.thread.join().unwrap().unwrap().stopped);
 }
+
+#[test]
+fn a_nan_loss_pauses_a_watched_run_and_stops_an_unwatched_one() {
+    let t = tempfile::tempdir().unwrap();
+    let data = one_hot_dataset(&t.path().join("data"), &["red", "blue"], &[12, 12]);
+    let ds = load_dataset(&DataSpec::new(&data)).unwrap();
+    let mut cfg = tiny_config(&data);
+    // Every Adam step moves a weight by about lr: the logits overflow at once.
+    cfg.training.lr = 1e30;
+
+    // Watched: a warning, then Paused; Resume continues, Stop ends the run.
+    let mut plan = RunPlan::prepare(cfg.clone(), ds.clone(), &t.path().join("watched")).unwrap();
+    plan.interactive = true;
+    let mut h = start(plan).unwrap();
+    let seen = wait_for(&mut h.events, 60, |e| matches!(e, Event::Paused { .. }));
+    assert!(
+        seen.iter().any(
+            |e| matches!(e, Event::Warning { message } if message.contains("step was skipped"))
+        ),
+        "{seen:?}"
+    );
+    h.commands.send(Command::Stop).unwrap();
+    wait_for(&mut h.events, 60, |e| matches!(e, Event::RunEnded { .. }));
+    assert!(h.thread.join().unwrap().unwrap().stopped);
+
+    // Unwatched (headless): the run stops by itself instead of waiting forever.
+    let plan = RunPlan::prepare(cfg, ds, &t.path().join("unwatched")).unwrap();
+    let mut h = start(plan).unwrap();
+    let seen = wait_for(&mut h.events, 60, |e| matches!(e, Event::RunEnded { .. }));
+    assert!(
+        seen.iter().any(|e| matches!(e, Event::Stopping { .. })),
+        "{seen:?}"
+    );
+    assert!(!seen.iter().any(|e| matches!(e, Event::Paused { .. })));
+    assert!(h.thread.join().unwrap().unwrap().stopped);
+}

@@ -118,9 +118,11 @@ pub fn train(args: TrainArgs) -> Result<()> {
     };
     let run_path = plan.run_dir.path.clone();
     let fps = plan.config.dashboard.fps;
-    let handle = engine::start(plan)?;
     let use_dashboard =
         !args.headless && std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
+    let mut plan = plan;
+    plan.interactive = use_dashboard;
+    let handle = engine::start(plan)?;
     if use_dashboard {
         // Keep a sender: if the dashboard fails, the run is still stopped cleanly.
         let commands = handle.commands.clone();

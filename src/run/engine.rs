@@ -77,6 +77,8 @@ struct Steering<'a> {
     stop_requested: bool,
     /// Nobody can send Resume any more: never block again.
     detached: bool,
+    /// A dashboard watches the run (a NaN loss pauses instead of stopping).
+    interactive: bool,
 }
 
 impl Steering<'_> {
@@ -140,6 +142,18 @@ impl FitHooks for Steering<'_> {
             Flow::Continue
         }
     }
+
+    /// With a dashboard the run pauses, so the user can look and decide; a
+    /// run nobody watches stops (after validating this epoch, as `s` does).
+    fn non_finite_loss(&mut self, step: usize) -> Flow {
+        if self.interactive && !self.detached {
+            self.handle(Command::Pause, step);
+            self.between_batches(step)
+        } else {
+            self.handle(Command::Stop, step);
+            Flow::Stop
+        }
+    }
 }
 
 /// Everything the engine needs, resolved before the thread starts so that bad
@@ -150,6 +164,8 @@ pub struct RunPlan {
     pub folds: Folds,
     pub resampling: Resampling,
     pub run_dir: RunDir,
+    /// A dashboard steers the run (set by the caller before `start`).
+    pub interactive: bool,
 }
 
 impl RunPlan {
@@ -173,6 +189,7 @@ impl RunPlan {
             folds,
             resampling,
             run_dir,
+            interactive: false,
         })
     }
 
@@ -289,6 +306,7 @@ fn train_folds(
         paused: false,
         stop_requested: false,
         detached: false,
+        interactive: plan.interactive,
     };
     let mut outcome = RunOutcome {
         stopped: false,

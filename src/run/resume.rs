@@ -55,6 +55,7 @@ impl RunPlan {
             run_dir: RunDir {
                 path: run_path.to_path_buf(),
             },
+            interactive: false,
         })
     }
 }

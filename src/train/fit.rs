@@ -12,6 +12,7 @@ use crate::rng::Rng;
 use crate::run::Event;
 use crate::train::batches::{ImageSet, training_batches, validation_batches};
 use crate::train::checkpoint::{self, Checkpoint, Progress};
+use crate::train::clip::clip_grad_norm;
 use crate::train::metrics;
 use crate::train::optim::{OptimSettings, Optimizer, StepHypers};
 use crate::train::resnet::ResNet18;
@@ -53,6 +54,11 @@ pub trait FitHooks {
     /// Stop means: finish the current epoch (skip its remaining training batches,
     /// still validate and emit EpochEnded), then return.
     fn between_batches(&mut self, step: usize) -> Flow;
+    /// A batch's loss was NaN or infinite (its step was skipped). Continue
+    /// (after a pause the user ended) or Stop; stopping is the safe default.
+    fn non_finite_loss(&mut self, _step: usize) -> Flow {
+        Flow::Stop
+    }
 }
 
 /// The outcome of a fold, from its last completed epoch. If Stop came before
@@ -171,6 +177,7 @@ pub fn fit_fold(
         let mut started = Instant::now();
         let mut loss_sum = 0.0;
         let mut batches_run = 0;
+        let mut epoch_started = false;
         let batches = training_batches(train_set.len(), t.batch_size, fold_seed, epoch);
         for (b, batch) in batches.into_iter().enumerate() {
             if hooks.between_batches(step) == Flow::Stop {
@@ -180,7 +187,8 @@ pub fn fit_fold(
             // An epoch starts with its first batch, so a Stop that arrives at an
             // epoch boundary (e.g. during validation) ends the fold without an
             // empty epoch.
-            if batches_run == 0 {
+            if !epoch_started {
+                epoch_started = true;
                 hooks.event(Event::EpochStarted { fold, epoch });
                 started = Instant::now();
             }
@@ -189,10 +197,28 @@ pub fn fit_fold(
                 .ok_or_else(|| Error::Internal(format!("step {step} is past the schedule")))?;
             let seed = batch_seed(fold_seed, epoch, b);
             let xb = pipeline.train_batch(&train_set, &batch, seed, &device)?;
-            let loss = training_loss(&model.forward_t(&xb.x, true)?, &xb.y, xb.mix.as_ref())?;
-            let grads = loss.backward()?;
+            let loss_t = training_loss(&model.forward_t(&xb.x, true)?, &xb.y, xb.mix.as_ref())?;
+            let loss = loss_t.to_scalar::<f32>()? as f64;
+            if !loss.is_finite() {
+                // Stepping would spread the NaN/inf into every weight: skip the
+                // step and let the engine pause (or stop) the run instead.
+                hooks.event(Event::Warning {
+                    message: format!(
+                        "fold {fold} epoch {epoch} step {step}: the loss is {loss}; the step was skipped (lower training.lr or set training.grad_clip)"
+                    ),
+                });
+                step += 1;
+                if hooks.non_finite_loss(step) == Flow::Stop {
+                    result.stopped = true;
+                    break;
+                }
+                continue;
+            }
+            let mut grads = loss_t.backward()?;
+            if let Some(max_norm) = t.grad_clip {
+                clip_grad_norm(&mut grads, model.trainable(), max_norm)?;
+            }
             opt.step(&grads, StepHypers { lr, mom })?;
-            let loss = loss.to_scalar::<f32>()? as f64;
             loss_sum += loss;
             batches_run += 1;
             hooks.event(Event::Batch {
@@ -323,6 +349,9 @@ fn roc_auc_of(probs: &[Vec<f32>], samples: &[Sample]) -> Result<Option<f64>> {
     if probs.len() != samples.len() || probs.is_empty() {
         return Ok(None);
     }
+    if !probs.iter().flatten().all(|p| p.is_finite()) {
+        return Ok(None);
+    }
     let classes: Vec<usize> = samples.iter().map(|s| s.class).collect();
     let truth = metrics::one_hot(&classes, probs[0].len())?;
     Ok(metrics::mean_columnwise_roc_auc(probs, &truth)?.mean)
@@ -361,7 +390,12 @@ fn validate(
     Ok(Validation {
         loss: loss_sum / n,
         accuracy: correct as f64 / n,
-        roc_auc: metrics::mean_columnwise_roc_auc(&probs, &truth)?.mean,
+        // A diverged model (NaN weights) still reports its loss and accuracy.
+        roc_auc: if probs.iter().flatten().all(|p| p.is_finite()) {
+            metrics::mean_columnwise_roc_auc(&probs, &truth)?.mean
+        } else {
+            None
+        },
         confusion: metrics::confusion_matrix(&predicted_all, &targets, n_classes)?,
         probs,
     })
@@ -633,6 +667,52 @@ mod tests {
         assert!(err.to_string().contains("fold 1"), "{err}");
         let err = fit_fold(&tiny_config(4, 2e-3), 1, &data, &mut third, Some(&ckpt)).unwrap_err();
         assert!(err.to_string().contains("3-epoch"), "{err}");
+    }
+
+    #[test]
+    fn a_non_finite_loss_skips_the_step_warns_and_stops_by_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = FoldData {
+            train: two_colours(dir.path(), "t", 4, 13),
+            valid: two_colours(dir.path(), "v", 1, 14),
+            num_classes: 2,
+        };
+        // Each Adam step moves a weight by about lr: 1e30 overflows the logits at once.
+        let mut rec = Recorder::default();
+        let result = fit_fold(&tiny_config(3, 1e30), 0, &data, &mut rec, None).unwrap();
+        assert!(result.stopped, "{result:?}");
+        let warning = rec.events.iter().find_map(|e| match e {
+            Event::Warning { message } => Some(message.clone()),
+            _ => None,
+        });
+        let warning = warning.expect("a warning event");
+        assert!(warning.contains("step was skipped"), "{warning}");
+        // Only finite losses are reported as batches, and nothing ran after the stop
+        // but the epoch's validation.
+        assert!(rec.batch_losses().iter().all(|l| l.is_finite()));
+        assert!(rec.batch_losses().len() < 6);
+    }
+
+    #[test]
+    fn grad_clip_changes_the_trajectory_only_when_it_bites() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = FoldData {
+            train: two_colours(dir.path(), "t", 4, 15),
+            valid: two_colours(dir.path(), "v", 1, 16),
+            num_classes: 2,
+        };
+        let losses = |clip: Option<f64>| {
+            let mut cfg = tiny_config(1, 1e-3);
+            cfg.training.grad_clip = clip;
+            let mut rec = Recorder::default();
+            fit_fold(&cfg, 0, &data, &mut rec, None).unwrap();
+            rec.batch_losses()
+        };
+        let plain = losses(None);
+        assert_eq!(plain, losses(Some(1e12)), "a huge limit never clips");
+        let clipped = losses(Some(1e-3));
+        assert_eq!(plain[0], clipped[0], "the first loss comes before any step");
+        assert_ne!(plain[1], clipped[1]);
     }
 
     #[test]

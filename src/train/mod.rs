@@ -6,6 +6,7 @@
 
 pub mod batches;
 pub mod checkpoint;
+pub mod clip;
 pub mod fit;
 pub mod loss;
 pub mod metrics;
