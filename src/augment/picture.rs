@@ -5,7 +5,7 @@
 use super::font::{ADVANCE, GLYPH_H, draw_text};
 use super::normalize::Normalization;
 use crate::error::{Error, Result};
-use crate::run::rundir::already_exists;
+use crate::run::rundir::create_new_file;
 use image::RgbImage;
 use std::path::Path;
 
@@ -54,17 +54,7 @@ pub fn grid(images: &[RgbImage], labels: &[String], cols: usize) -> RgbImage {
 
 /// Write a PNG to a new file; an existing file is an input error (exit 2).
 pub fn save_new_png(img: &RgbImage, path: &Path) -> Result<()> {
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                already_exists(path)
-            } else {
-                Error::io(path, e)
-            }
-        })?;
+    let file = create_new_file(path)?;
     let mut w = std::io::BufWriter::new(file);
     img.write_to(&mut w, image::ImageFormat::Png)
         .map_err(|e| Error::Internal(format!("{}: cannot write the PNG ({e})", path.display())))

@@ -5,9 +5,8 @@
 use crate::cli::PredictArgs;
 use crate::data::unlabelled::load_test_images;
 use crate::error::{Error, Result};
-use crate::run::rundir::already_exists;
+use crate::run::rundir::{already_exists, create_new_file};
 use crate::train::predict::{Prediction, predict_run};
-use std::fs::OpenOptions;
 use std::path::Path;
 
 pub fn predict(args: PredictArgs) -> Result<()> {
@@ -41,17 +40,7 @@ pub fn predict(args: PredictArgs) -> Result<()> {
 }
 
 fn write_submission(path: &Path, ids: &[&str], p: &Prediction) -> Result<()> {
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                already_exists(path)
-            } else {
-                Error::io(path, e)
-            }
-        })?;
+    let file = create_new_file(path)?;
     let mut w = csv::Writer::from_writer(file);
     let csv_err = |e: csv::Error| Error::Internal(format!("{}: {e}", path.display()));
     let mut header = vec!["image_id".to_string()];

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "JPG", "JPEG", "PNG"];
 
 /// Column names taken as the image id, compared case-insensitively.
-pub(crate) const ID_COLUMNS: &[&str] = &[
+const ID_COLUMNS: &[&str] = &[
     "image_id",
     "image",
     "id",
@@ -188,16 +188,9 @@ pub fn resolve_image(images: &Path, id: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn read_csv(csv_path: &Path, images: &Path) -> Result<Dataset> {
-    let file = std::fs::File::open(csv_path).map_err(|e| Error::io(csv_path, e))?;
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_reader(file);
-    let headers = reader
-        .headers()
-        .map_err(|e| csv_error(csv_path, e))?
-        .clone();
-    let id_col = headers
+/// The index of the image-id column (one of `ID_COLUMNS`, any case) of a CSV header.
+pub(crate) fn id_column(headers: &csv::StringRecord, csv_path: &Path) -> Result<usize> {
+    headers
         .iter()
         .position(|h| ID_COLUMNS.iter().any(|c| c.eq_ignore_ascii_case(h)))
         .ok_or_else(|| {
@@ -207,7 +200,19 @@ fn read_csv(csv_path: &Path, images: &Path) -> Result<Dataset> {
                 headers.iter().collect::<Vec<_>>().join(","),
                 ID_COLUMNS.join(", ")
             ))
-        })?;
+        })
+}
+
+fn read_csv(csv_path: &Path, images: &Path) -> Result<Dataset> {
+    let file = std::fs::File::open(csv_path).map_err(|e| Error::io(csv_path, e))?;
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(file);
+    let headers = reader
+        .headers()
+        .map_err(|e| csv_error(csv_path, e))?
+        .clone();
+    let id_col = id_column(&headers, csv_path)?;
     let id_name = headers[id_col].to_string();
     let other: Vec<usize> = (0..headers.len()).filter(|&i| i != id_col).collect();
     if other.is_empty() {

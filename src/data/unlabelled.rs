@@ -5,7 +5,7 @@
 //! file (the same, images beside it), or a plain folder of images (ids are
 //! the file names without extension, in sorted order).
 
-use super::table::{ID_COLUMNS, IMAGE_EXTENSIONS, resolve_image};
+use super::table::{IMAGE_EXTENSIONS, id_column, resolve_image};
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 
@@ -52,17 +52,7 @@ fn csv_images(csv: &Path, images: &Path) -> Result<Vec<TestImage>> {
         .from_path(csv)
         .map_err(bad)?;
     let headers = reader.headers().map_err(bad)?.clone();
-    let id_col = headers
-        .iter()
-        .position(|h| ID_COLUMNS.iter().any(|c| c.eq_ignore_ascii_case(h)))
-        .ok_or_else(|| {
-            Error::input(format!(
-                "{}: no id column in the header ({})\nfix: name the column of image ids one of: {}",
-                csv.display(),
-                headers.iter().collect::<Vec<_>>().join(","),
-                ID_COLUMNS.join(", ")
-            ))
-        })?;
+    let id_col = id_column(&headers, csv)?;
     let mut out = Vec::new();
     let mut missing = Vec::new();
     for (row, record) in reader.records().enumerate() {

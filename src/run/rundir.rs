@@ -176,10 +176,10 @@ pub fn already_exists(path: &Path) -> Error {
     ))
 }
 
-/// `image_id,<one 0/1 column per class>,fold`, quoted where a field needs it.
-/// `create_new` refuses to replace an existing file (`orchard folds --out`).
-pub fn write_folds_csv(path: &Path, ds: &Dataset, folds: &Folds) -> Result<()> {
-    let file = OpenOptions::new()
+/// A new file at `path`; an existing one is refused with `already_exists`
+/// (checked by the OS, so a file that appears meanwhile is not replaced either).
+pub fn create_new_file(path: &Path) -> Result<File> {
+    OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(path)
@@ -189,7 +189,13 @@ pub fn write_folds_csv(path: &Path, ds: &Dataset, folds: &Folds) -> Result<()> {
             } else {
                 Error::io(path, e)
             }
-        })?;
+        })
+}
+
+/// `image_id,<one 0/1 column per class>,fold`, quoted where a field needs it.
+/// `create_new` refuses to replace an existing file (`orchard folds --out`).
+pub fn write_folds_csv(path: &Path, ds: &Dataset, folds: &Folds) -> Result<()> {
+    let file = create_new_file(path)?;
     let mut w = csv::Writer::from_writer(file);
     let csv_err = |e: csv::Error| Error::Internal(format!("{}: {e}", path.display()));
     let mut header = vec!["image_id".to_string()];

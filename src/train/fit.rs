@@ -118,7 +118,7 @@ pub fn fit_fold(
                 train_loss: c.progress.train_loss,
                 valid_loss: c.progress.valid_loss,
                 accuracy: c.progress.accuracy,
-                roc_auc: roc_auc_of(&c.valid_probs, &data.valid)?,
+                roc_auc: roc_auc_of(&c.valid_probs, &classes_of(&data.valid))?,
                 epochs_done: c.progress.epochs_done,
                 stopped: false,
                 valid_probs: c.valid_probs.clone(),
@@ -164,7 +164,7 @@ pub fn fit_fold(
         result.train_loss = c.progress.train_loss;
         result.valid_loss = c.progress.valid_loss;
         result.accuracy = c.progress.accuracy;
-        result.roc_auc = roc_auc_of(&c.valid_probs, &data.valid)?;
+        result.roc_auc = roc_auc_of(&c.valid_probs, &classes_of(&data.valid))?;
         result.epochs_done = c.progress.epochs_done;
         result.valid_probs = c.valid_probs;
         hooks.event(Event::FoldResumed {
@@ -345,16 +345,20 @@ struct Validation {
 
 /// Mean column-wise ROC AUC of probabilities against the samples' classes
 /// (Plant Pathology's metric); `None` when no class has both outcomes.
-fn roc_auc_of(probs: &[Vec<f32>], samples: &[Sample]) -> Result<Option<f64>> {
-    if probs.len() != samples.len() || probs.is_empty() {
+/// A diverged model (NaN weights) has no AUC but still reports its loss and accuracy.
+fn roc_auc_of(probs: &[Vec<f32>], classes: &[usize]) -> Result<Option<f64>> {
+    if probs.len() != classes.len() || probs.is_empty() {
         return Ok(None);
     }
     if !probs.iter().flatten().all(|p| p.is_finite()) {
         return Ok(None);
     }
-    let classes: Vec<usize> = samples.iter().map(|s| s.class).collect();
-    let truth = metrics::one_hot(&classes, probs[0].len())?;
+    let truth = metrics::one_hot(classes, probs[0].len())?;
     Ok(metrics::mean_columnwise_roc_auc(probs, &truth)?.mean)
+}
+
+fn classes_of(samples: &[Sample]) -> Vec<usize> {
+    samples.iter().map(|s| s.class).collect()
 }
 
 /// Mean cross-entropy, accuracy and probabilities over the validation set, in eval mode.
@@ -386,16 +390,10 @@ fn validate(
     }
     let n = set.len() as f64;
     let n_classes = probs.first().map_or(0, Vec::len);
-    let truth = metrics::one_hot(&targets, n_classes)?;
     Ok(Validation {
         loss: loss_sum / n,
         accuracy: correct as f64 / n,
-        // A diverged model (NaN weights) still reports its loss and accuracy.
-        roc_auc: if probs.iter().flatten().all(|p| p.is_finite()) {
-            metrics::mean_columnwise_roc_auc(&probs, &truth)?.mean
-        } else {
-            None
-        },
+        roc_auc: roc_auc_of(&probs, &targets)?,
         confusion: metrics::confusion_matrix(&predicted_all, &targets, n_classes)?,
         probs,
     })
