@@ -10,11 +10,11 @@
 //! ORCHARD_BENCH_ONLY=TEXT runs only the ops whose name contains TEXT (and the
 //! training step only if "step" contains it), without PyTorch: for profiling.
 
-use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, ModuleT, Shape, Tensor, Var};
+use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor, Var};
 use orchard::kernels::{adaptive_avg_pool2d, batch_norm_train, conv2d, max_pool2d, tune_allocator};
+use orchard::models::{Classifier, resnet::ResNet18};
 use orchard::rng::Rng;
 use orchard::train::optim::{OptimSettings, Optimizer, StepHypers};
-use orchard::train::resnet::ResNet18;
 use serde::Serialize;
 use std::io::Write;
 use std::process::{Command, Stdio};

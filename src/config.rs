@@ -979,11 +979,15 @@ impl RunConfig {
                 "config key {key} = {value}: not available yet in this version of orchard\nfix: {fix}"
             )))
         };
-        if self.model.arch != "resnet18" {
+        if !crate::models::is_known(&self.model.arch) {
+            let known: Vec<_> = crate::models::ARCHS.iter().map(|a| a.name).collect();
             return not_yet(
                 "model.arch",
                 &format!("{:?}", self.model.arch),
-                "use \"resnet18\"",
+                &format!(
+                    "use one of {} (`orchard models` lists them)",
+                    known.join(", ")
+                ),
             );
         }
         if let Some(p) = &self.model.pretrained {

@@ -12,6 +12,7 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod kernels;
+pub mod models;
 pub mod rng;
 pub mod run;
 pub mod train;

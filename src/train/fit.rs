@@ -8,6 +8,7 @@
 use crate::augment::{Normalization, Pipeline, batch_seed, load_set, training_loss};
 use crate::config::{RunConfig, SchedulePolicy, TrainingConfig};
 use crate::error::{Error, Result};
+use crate::models::{self, Classifier};
 use crate::rng::Rng;
 use crate::run::Event;
 use crate::train::batches::{ImageSet, training_batches, validation_batches};
@@ -15,9 +16,8 @@ use crate::train::checkpoint::{self, Checkpoint, Progress};
 use crate::train::clip::clip_grad_norm;
 use crate::train::metrics;
 use crate::train::optim::{OptimSettings, Optimizer, StepHypers};
-use crate::train::resnet::ResNet18;
 use crate::train::schedule::{flat_cos, one_cycle};
-use candle_core::{D, DType, Device, ModuleT};
+use candle_core::{D, DType, Device};
 use candle_nn::VarMap;
 use std::path::Path;
 use std::time::Instant;
@@ -135,7 +135,8 @@ pub fn fit_fold(
     // Each fold gets its own initial weights and batch order, all from one seed.
     let fold_seed = Rng::derived(t.seed, FOLD_SEED_STREAM + fold as u64).next_u64();
     let varmap = VarMap::new();
-    let model = ResNet18::new(
+    let model = models::build(
+        &cfg.model.arch,
         data.num_classes,
         &varmap,
         &device,
@@ -234,7 +235,7 @@ pub fn fit_fold(
         if batches_run == 0 {
             break;
         }
-        let valid = validate(&model, &pipeline, &valid_set, t.batch_size, &device)?;
+        let valid = validate(model.as_ref(), &pipeline, &valid_set, t.batch_size, &device)?;
         result.train_loss = loss_sum / batches_run as f64;
         result.valid_loss = valid.loss;
         result.accuracy = valid.accuracy;
@@ -363,7 +364,7 @@ fn classes_of(samples: &[Sample]) -> Vec<usize> {
 
 /// Mean cross-entropy, accuracy and probabilities over the validation set, in eval mode.
 fn validate(
-    model: &ResNet18,
+    model: &dyn Classifier,
     pipeline: &Pipeline,
     set: &ImageSet,
     batch_size: usize,

@@ -1,7 +1,7 @@
 //! Training: the model, its optimiser and schedule, and the fold loop.
 //!
-//! `fit_fold` is the entry point: it loads a fold's images (`batches`), builds a
-//! ResNet-18 (`resnet`, named as torchvision via `params`), and steps the configured
+//! `fit_fold` is the entry point: it loads a fold's images (`batches`), builds the
+//! configured model (`crate::models`, named as torchvision via `params`), and steps the configured
 //! optimiser (`optim`) along fastai's schedule (`schedule`).
 
 pub mod batches;
@@ -13,7 +13,6 @@ pub mod metrics;
 pub mod optim;
 pub mod params;
 pub mod predict;
-pub mod resnet;
 pub mod schedule;
 pub mod tta;
 

@@ -6,12 +6,12 @@ use crate::augment::{Pipeline, batch_seed, load_set};
 use crate::config::{MixMethod, RunConfig, TtaConfig};
 use crate::data::unlabelled::TestImage;
 use crate::error::{Error, Result};
+use crate::models::{self, Classifier};
 use crate::rng::Rng;
 use crate::train::batches::{ImageSet, Sample, validation_batches};
 use crate::train::checkpoint::{self, Progress};
-use crate::train::resnet::ResNet18;
 use crate::train::tta::{TtaOutput, combine_tta};
-use candle_core::{DType, Device, ModuleT, Tensor};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 use std::path::Path;
 
@@ -109,7 +109,13 @@ pub fn predict_run(
     let mut sum = vec![vec![0f32; classes.len()]; images.len()];
     for (fold, progress) in &present {
         let varmap = VarMap::new();
-        let model = ResNet18::new(classes.len(), &varmap, &device, Rng::new(0))?;
+        let model = models::build(
+            &cfg.model.arch,
+            classes.len(),
+            &varmap,
+            &device,
+            Rng::new(0),
+        )?;
         let ckpt = checkpoint::load(&checkpoint::fold_path(run_dir, *fold), &device)?
             .ok_or_else(|| Error::Internal(format!("fold {fold}'s checkpoint disappeared")))?;
         checkpoint::restore_model(&varmap, &ckpt.model)?;
@@ -118,13 +124,13 @@ pub fn predict_run(
         // fastai, not transforms, so they never apply to predictions.
         pipeline.mixing.method = MixMethod::None;
         let probs = match tta {
-            None => probabilities(&model, &pipeline, &set, None, &device)?,
+            None => probabilities(model.as_ref(), &pipeline, &set, None, &device)?,
             Some(t) => {
-                let plain = probabilities(&model, &pipeline, &set, None, &device)?;
+                let plain = probabilities(model.as_ref(), &pipeline, &set, None, &device)?;
                 let passes = (0..t.n)
                     .map(|pass| {
                         let seed = TTA_STREAM ^ ((*fold as u64) << 16) ^ pass as u64;
-                        probabilities(&model, &pipeline, &set, Some(seed), &device)
+                        probabilities(model.as_ref(), &pipeline, &set, Some(seed), &device)
                     })
                     .collect::<Result<Vec<_>>>()?;
                 match combine_tta(&plain, &passes, Some(t.beta), t.use_max)? {
@@ -159,7 +165,7 @@ pub fn predict_run(
 /// Softmax probabilities of every image of `set` in eval mode: validation
 /// transforms without `seed`, the training augmentations drawn from `seed` with it.
 fn probabilities(
-    model: &ResNet18,
+    model: &dyn Classifier,
     pipeline: &Pipeline,
     set: &ImageSet,
     seed: Option<u64>,

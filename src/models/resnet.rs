@@ -59,14 +59,13 @@ impl ResNet18 {
             trainable: pb.into_trainable(),
         })
     }
-
-    /// Every parameter the optimiser updates (running statistics excluded).
-    pub fn trainable(&self) -> &[TrainParam] {
-        &self.trainable
-    }
 }
 
-impl ModuleT for ResNet18 {
+impl crate::models::Classifier for ResNet18 {
+    fn trainable(&self) -> &[TrainParam] {
+        &self.trainable
+    }
+
     /// NCHW images -> logits (N, num_classes).
     fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
         let x = self.conv1.forward(x)?;
@@ -134,6 +133,7 @@ impl BasicBlock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::Classifier;
     use candle_core::DType;
 
     fn build(num_classes: usize, seed: u64) -> (ResNet18, VarMap) {
