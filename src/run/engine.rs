@@ -79,6 +79,10 @@ struct Steering<'a> {
     detached: bool,
     /// A dashboard watches the run (a NaN loss pauses instead of stopping).
     interactive: bool,
+    /// A `ResizeNow` not yet taken by the training loop.
+    resize_request: Option<Option<u32>>,
+    /// A `SetTheta` not yet taken by label correction.
+    theta_request: Option<f64>,
 }
 
 impl Steering<'_> {
@@ -100,6 +104,14 @@ impl Steering<'_> {
                 // A paused run that is asked to stop must get going to stop.
                 self.paused = false;
                 self.sink.emit(Event::Stopping { step });
+            }
+            Command::ResizeNow { size } => {
+                self.resize_request = Some(size);
+                self.sink.emit(Event::ResizeRequested { step, size });
+            }
+            Command::SetTheta { theta } => {
+                self.theta_request = Some(theta);
+                self.sink.emit(Event::ThetaSet { step, theta });
             }
         }
     }
@@ -145,6 +157,14 @@ impl FitHooks for Steering<'_> {
 
     /// With a dashboard the run pauses, so the user can look and decide; a
     /// run nobody watches stops (after validating this epoch, as `s` does).
+    fn take_resize_request(&mut self) -> Option<Option<u32>> {
+        self.resize_request.take()
+    }
+
+    fn take_theta_request(&mut self) -> Option<f64> {
+        self.theta_request.take()
+    }
+
     fn non_finite_loss(&mut self, step: usize) -> Flow {
         if self.interactive && !self.detached {
             self.handle(Command::Pause, step);
@@ -307,6 +327,8 @@ fn train_folds(
         stop_requested: false,
         detached: false,
         interactive: plan.interactive,
+        resize_request: None,
+        theta_request: None,
     };
     let mut outcome = RunOutcome {
         stopped: false,

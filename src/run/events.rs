@@ -19,6 +19,13 @@ pub enum Command {
     /// End the run: skip the rest of this epoch's training batches, validate, stop.
     /// Acknowledged by `Stopping`. (Checkpoints come with the training-toolbox work.)
     Stop,
+    /// Progressive resizing now: switch the image size at the next epoch
+    /// boundary, to `size` or (None) to the next size of the size schedule.
+    /// Acknowledged by `ResizeRequested`; the switch itself is `Resized`.
+    ResizeNow { size: Option<u32> },
+    /// Set progressive label correction's threshold; its schedule continues
+    /// from this value. Acknowledged by `ThetaSet`.
+    SetTheta { theta: f64 },
 }
 
 /// Counts of a data set, as shown in the statistics pane.
@@ -106,6 +113,23 @@ pub enum Event {
     },
     Stopping {
         step: usize,
+    },
+    /// Ack of `ResizeNow`: the size changes at the next epoch boundary.
+    ResizeRequested {
+        step: usize,
+        size: Option<u32>,
+    },
+    /// The training images are now `size` pixels, from `epoch` on (a size
+    /// schedule's step or a `ResizeNow`).
+    Resized {
+        fold: usize,
+        epoch: usize,
+        size: u32,
+    },
+    /// Ack of `SetTheta`.
+    ThetaSet {
+        step: usize,
+        theta: f64,
     },
     /// A fold continues from its checkpoint (`orchard train --resume`):
     /// `epochs_done` epochs and `step` optimiser steps are behind it.

@@ -59,6 +59,15 @@ pub trait FitHooks {
     fn non_finite_loss(&mut self, _step: usize) -> Flow {
         Flow::Stop
     }
+    /// A `ResizeNow` that arrived since the last call: Some(size), or Some(None)
+    /// for the schedule's next size. Taken at epoch boundaries.
+    fn take_resize_request(&mut self) -> Option<Option<u32>> {
+        None
+    }
+    /// A `SetTheta` that arrived since the last call (for label correction).
+    fn take_theta_request(&mut self) -> Option<f64> {
+        None
+    }
 }
 
 /// The outcome of a fold, from its last completed epoch. If Stop came before

@@ -137,6 +137,8 @@ pub struct App {
     pub fold_results: Vec<FoldResult>,
     /// `confusion[actual][predicted]` of the last validation.
     pub confusion: Option<Vec<Vec<usize>>>,
+    /// Label correction's threshold as last acknowledged by the engine.
+    pub theta: Option<f64>,
     pub warnings: Vec<String>,
     /// A command sent and not yet acknowledged.
     pub pending: Option<Command>,
@@ -175,6 +177,7 @@ impl Default for App {
             epochs: Vec::new(),
             fold_results: Vec::new(),
             confusion: None,
+            theta: None,
             warnings: Vec::new(),
             pending: None,
             stop_requested: false,
@@ -335,6 +338,20 @@ impl App {
             Event::Stopping { .. } => {
                 self.state = RunState::Stopping;
                 self.clear_pending(&Command::Stop);
+            }
+            Event::ResizeRequested { size, .. } => {
+                self.clear_pending(&Command::ResizeNow { size: *size });
+            }
+            Event::Resized { size, .. } => {
+                if let Some(plan) = &mut self.plan {
+                    plan.size = *size;
+                }
+            }
+            Event::ThetaSet { theta, .. } => {
+                self.theta = Some(*theta);
+                if matches!(self.pending, Some(Command::SetTheta { .. })) {
+                    self.pending = None;
+                }
             }
             Event::FoldResumed { fold, step, .. } => {
                 self.fold = Some(*fold);

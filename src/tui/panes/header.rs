@@ -43,6 +43,8 @@ pub fn pending_text(command: &Command) -> &'static str {
         Command::Pause => "pausing…",
         Command::Resume => "resuming…",
         Command::Stop => "stopping…",
+        Command::ResizeNow { .. } => "resize requested…",
+        Command::SetTheta { .. } => "setting theta…",
     }
 }
 
