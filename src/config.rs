@@ -178,8 +178,11 @@ impl OptimizerChoice {
 #[serde(deny_unknown_fields, default)]
 pub struct TrainingConfig {
     pub epochs: usize,
-    /// Square image side in pixels.
+    /// Square image side in pixels (of the first epochs, when `size_schedule` grows it).
     pub size: u32,
+    /// Progressive resizing: `[epoch, size]` steps; from `epoch` (0-based) on,
+    /// the images are `size` pixels. Epochs and sizes strictly increase.
+    pub size_schedule: Vec<(usize, u32)>,
     pub batch_size: usize,
     /// Peak learning rate (fastai: `lr_max` of fit_one_cycle, default 1e-3).
     pub lr: f64,
@@ -210,6 +213,9 @@ pub struct TrainingConfig {
     pub lookahead_alpha: f64,
     /// Clip the gradients' global L2 norm to this (torch's `clip_grad_norm_`); none if absent.
     pub grad_clip: Option<f64>,
+    /// Label smoothing eps of the cross-entropy (fastai's
+    /// `LabelSmoothingCrossEntropy(eps)`; 0 = plain cross-entropy).
+    pub label_smoothing: f64,
     /// Seed of shuffling, augmentation and initialisation.
     pub seed: u64,
     /// `cpu`, `cuda:N` or `auto`.
@@ -247,6 +253,7 @@ impl Default for TrainingConfig {
         TrainingConfig {
             epochs: 5,
             size: 64,
+            size_schedule: Vec::new(),
             batch_size: 32,
             lr: 1e-3,
             optimizer: OptimizerChoice::Adamw,
@@ -265,6 +272,7 @@ impl Default for TrainingConfig {
             lookahead_k: 6,
             lookahead_alpha: 0.5,
             grad_clip: None,
+            label_smoothing: 0.0,
             seed: 42,
             device: "cpu".into(),
         }
@@ -513,6 +521,11 @@ const KEY_DOCS: &[(&str, &str, &str)] = &[
     ("training", "size", "square image side in pixels"),
     (
         "training",
+        "size_schedule",
+        "progressive resizing: [[epoch, size], ...], e.g. [[3, 96]] = 96 px from epoch 3 (0-based) on",
+    ),
+    (
+        "training",
         "batch_size",
         "images per batch (fastai: 64; 32 suits small sets on a CPU)",
     ),
@@ -592,6 +605,11 @@ const KEY_DOCS: &[(&str, &str, &str)] = &[
         "training",
         "grad_clip",
         "clip the gradients' global L2 norm to this before each step (fastai's GradientClip; absent: no clipping)",
+    ),
+    (
+        "training",
+        "label_smoothing",
+        "eps of LabelSmoothingCrossEntropy for training and validation loss, in [0, 1) (fastai's loss: 0.1; 0 = plain cross-entropy)",
     ),
     (
         "training",
@@ -815,6 +833,29 @@ impl RunConfig {
                 &format!("is {}, expected 8..=4096 pixels", t.size),
             );
         }
+        let mut last = (0, t.size);
+        for &(epoch, size) in &t.size_schedule {
+            let step = format!("[{epoch}, {size}]");
+            if epoch <= last.0 || epoch >= t.epochs {
+                return bad(
+                    "training.size_schedule",
+                    &format!(
+                        "step {step}: epochs must increase and lie in 1..{} (the run has {} epochs)",
+                        t.epochs, t.epochs
+                    ),
+                );
+            }
+            if size <= last.1 || size > 4096 {
+                return bad(
+                    "training.size_schedule",
+                    &format!(
+                        "step {step}: sizes must grow past training.size ({}) and the step before, up to 4096",
+                        t.size
+                    ),
+                );
+            }
+            last = (epoch, size);
+        }
         if !(t.lr.is_finite() && t.lr > 0.0) {
             return bad("training.lr", "must be a positive number");
         }
@@ -967,6 +1008,12 @@ impl RunConfig {
             && !(c.is_finite() && c > 0.0)
         {
             return bad("grad_clip", format!("is {c}, expected a number > 0"));
+        }
+        if !(0.0..1.0).contains(&t.label_smoothing) {
+            return bad(
+                "label_smoothing",
+                format!("is {}, expected a value in [0, 1)", t.label_smoothing),
+            );
         }
         Ok(())
     }
@@ -1149,9 +1196,36 @@ mod tests {
     }
 
     #[test]
+    fn size_schedule_parses_and_its_impossible_steps_are_named() {
+        let c = RunConfig::parse(
+            "[training]\nepochs = 6\nsize = 64\nsize_schedule = [[2, 96], [4, 128]]\n",
+            "grow.toml",
+        )
+        .unwrap();
+        assert_eq!(c.training.size_schedule, [(2, 96), (4, 128)]);
+        c.validate().unwrap();
+        for (steps, why) in [
+            (vec![(0, 96)], "epochs must increase"),
+            (vec![(6, 96)], "epochs must increase"),
+            (vec![(3, 96), (2, 128)], "epochs must increase"),
+            (vec![(2, 64)], "sizes must grow"),
+            (vec![(2, 96), (4, 96)], "sizes must grow"),
+            (vec![(2, 5000)], "sizes must grow"),
+        ] {
+            let mut bad = c.clone();
+            bad.training.size_schedule = steps.clone();
+            let err = bad.validate().unwrap_err().to_string();
+            assert!(
+                err.contains("training.size_schedule") && err.contains(why),
+                "{steps:?}: {err}"
+            );
+        }
+    }
+
+    #[test]
     fn impossible_optimizer_values_are_named() {
         type Breaker = fn(&mut TrainingConfig);
-        let cases: [(&str, Breaker); 10] = [
+        let cases: [(&str, Breaker); 11] = [
             ("training.weight_decay", |t| t.weight_decay = Some(-0.1)),
             ("training.mom", |t| t.mom = Some(1.0)),
             ("training.moms", |t| t.moms[1] = -0.5),
@@ -1165,6 +1239,7 @@ mod tests {
             ("training.lookahead_k", |t| t.lookahead_k = 0),
             ("training.lookahead_alpha", |t| t.lookahead_alpha = 1.5),
             ("training.grad_clip", |t| t.grad_clip = Some(0.0)),
+            ("training.label_smoothing", |t| t.label_smoothing = 1.0),
         ];
         for (key, break_it) in cases {
             let mut c = RunConfig::default();

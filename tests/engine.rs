@@ -147,3 +147,42 @@ fn a_nan_loss_pauses_a_watched_run_and_stops_an_unwatched_one() {
     assert!(!seen.iter().any(|e| matches!(e, Event::Paused { .. })));
     assert!(h.thread.join().unwrap().unwrap().stopped);
 }
+
+#[test]
+fn resize_now_and_set_theta_are_acknowledged_and_resize_switches_at_the_next_epoch() {
+    let t = tempfile::tempdir().unwrap();
+    let data = one_hot_dataset(&t.path().join("data"), &["red", "blue"], &[12, 12]);
+    let mut cfg = tiny_config(&data);
+    cfg.training.epochs = 3;
+    cfg.training.size_schedule = vec![(2, 24)];
+    let ds = load_dataset(&DataSpec::new(&data)).unwrap();
+    let plan = RunPlan::prepare(cfg, ds, &t.path().join("run")).unwrap();
+    let mut h = start(plan).unwrap();
+
+    // Pause inside epoch 0 so the request surely lands before epoch 1 starts.
+    wait_for(&mut h.events, 60, |e| matches!(e, Event::Batch { .. }));
+    h.commands.send(Command::Pause).unwrap();
+    wait_for(&mut h.events, 60, |e| matches!(e, Event::Paused { .. }));
+    h.commands.send(Command::ResizeNow { size: None }).unwrap();
+    wait_for(&mut h.events, 60, |e| {
+        matches!(e, Event::ResizeRequested { size: None, .. })
+    });
+    h.commands.send(Command::SetTheta { theta: 0.4 }).unwrap();
+    wait_for(
+        &mut h.events,
+        60,
+        |e| matches!(e, Event::ThetaSet { theta, .. } if *theta == 0.4),
+    );
+    h.commands.send(Command::Resume).unwrap();
+    let seen = wait_for(&mut h.events, 120, |e| matches!(e, Event::RunEnded { .. }));
+    let resized: Vec<(usize, u32)> = seen
+        .iter()
+        .filter_map(|e| match e {
+            Event::Resized { epoch, size, .. } => Some((*epoch, *size)),
+            _ => None,
+        })
+        .collect();
+    // Brought forward from epoch 2 to epoch 1; the planned step is then passed over.
+    assert_eq!(resized, [(1, 24)], "{seen:?}");
+    h.thread.join().unwrap().unwrap();
+}

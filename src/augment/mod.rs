@@ -24,4 +24,4 @@ pub mod picture;
 pub mod pipeline;
 
 pub use normalize::Normalization;
-pub use pipeline::{Pipeline, batch_seed, load_set, training_loss};
+pub use pipeline::{Pipeline, batch_seed, load_set, load_set_at, training_loss};

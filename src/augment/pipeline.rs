@@ -13,7 +13,7 @@ use crate::data::decode::resize_rgb;
 use crate::error::Result;
 use crate::rng::Rng;
 use crate::train::batches::{ImageSet, Sample};
-use crate::train::loss::{Reduction, cross_entropy, mix_losses};
+use crate::train::loss::{Reduction, cross_entropy, label_smoothing_cross_entropy, mix_losses};
 use candle_core::{Device, Tensor};
 use image::RgbImage;
 use rayon::prelude::*;
@@ -47,7 +47,11 @@ pub fn cached_dims(orig: (u32, u32), size: u32, method: ResizeMethod) -> (u32, u
 
 /// Decode and cache the images of `samples` for this config's item transforms.
 pub fn load_set(samples: &[Sample], cfg: &RunConfig) -> Result<ImageSet> {
-    let size = cfg.training.size;
+    load_set_at(samples, cfg, cfg.training.size)
+}
+
+/// `load_set` for images of `size` pixels (progressive resizing).
+pub fn load_set_at(samples: &[Sample], cfg: &RunConfig, size: u32) -> Result<ImageSet> {
     let method = cfg.augmentation.resize;
     ImageSet::load_with(samples, size, |d| cached_dims(d, size, method))
 }
@@ -219,18 +223,31 @@ pub fn to_chw(img: &RgbImage, chw: &mut [f32]) {
     }
 }
 
-/// The training loss: plain cross-entropy, or for a mixed batch fastai's
-/// `MixHandler.lf` for integer targets:
+/// The training loss: cross-entropy (label-smoothed when `smoothing` > 0,
+/// fastai's `LabelSmoothingCrossEntropy(eps)`), or for a mixed batch fastai's
+/// `MixHandler.lf` for integer targets around it:
 /// mean_i(lam_i * CE(pred_i, y_i) + (1 - lam_i) * CE(pred_i, y_perm[i])).
-pub fn training_loss(logits: &Tensor, y: &Tensor, mix: Option<&Mixed>) -> Result<Tensor> {
+pub fn training_loss(
+    logits: &Tensor,
+    y: &Tensor,
+    mix: Option<&Mixed>,
+    smoothing: f64,
+) -> Result<Tensor> {
+    let loss = |y: &Tensor, reduction| {
+        if smoothing > 0.0 {
+            label_smoothing_cross_entropy(logits, y, smoothing, reduction)
+        } else {
+            cross_entropy(logits, y, reduction)
+        }
+    };
     let Some(m) = mix else {
-        return cross_entropy(logits, y, Reduction::Mean);
+        return loss(y, Reduction::Mean);
     };
     let perm: Vec<u32> = m.perm.iter().map(|&p| p as u32).collect();
     let perm = Tensor::from_vec(perm, m.perm.len(), y.device())?;
     let y_partner = y.index_select(&perm, 0)?;
-    let own = cross_entropy(logits, y, Reduction::None)?;
-    let partner = cross_entropy(logits, &y_partner, Reduction::None)?;
+    let own = loss(y, Reduction::None)?;
+    let partner = loss(&y_partner, Reduction::None)?;
     let lam = Tensor::from_vec(m.lam.clone(), m.lam.len(), y.device())?;
     mix_losses(&own, &partner, &lam, Reduction::Mean)
 }
@@ -317,6 +334,46 @@ mod tests {
     }
 
     #[test]
+    fn smoothed_mixed_loss_is_the_lerp_of_two_label_smoothing_losses() {
+        let rows = [[2.0f32, 0.0, -1.0], [0.5, 1.0, 0.0]];
+        let logits = Tensor::new(&rows, &Device::Cpu).unwrap();
+        let y = Tensor::new(&[0u32, 2], &Device::Cpu).unwrap();
+        let m = Mixed {
+            perm: vec![1, 0],
+            lam: vec![0.7, 0.55],
+        };
+        let eps = 0.1;
+        // fastai: (1 - eps) * nll + eps / C * sum_j(-log_softmax_j), per sample.
+        let ls = |r: [f32; 3], t: usize| {
+            let lse = r.iter().map(|&v| (v as f64).exp()).sum::<f64>().ln();
+            let lp: Vec<f64> = r.iter().map(|&v| v as f64 - lse).collect();
+            (1.0 - eps) * -lp[t] + eps / 3.0 * -lp.iter().sum::<f64>()
+        };
+        let ys = [0, 2];
+        let want = (0..2)
+            .map(|i| {
+                m.lam[i] as f64 * ls(rows[i], ys[i])
+                    + (1.0 - m.lam[i] as f64) * ls(rows[i], ys[m.perm[i]])
+            })
+            .sum::<f64>()
+            / 2.0;
+        let got = training_loss(&logits, &y, Some(&m), eps)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!((got as f64 - want).abs() < 1e-5, "{got} vs {want}");
+        let plain = training_loss(&logits, &y, None, eps)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        let want_plain = (ls(rows[0], 0) + ls(rows[1], 2)) / 2.0;
+        assert!(
+            (plain as f64 - want_plain).abs() < 1e-5,
+            "{plain} vs {want_plain}"
+        );
+    }
+
+    #[test]
     fn mixed_loss_is_the_lerp_of_two_cross_entropies() {
         let logits = Tensor::new(&[[2.0f32, 0.0], [0.0, 1.0], [1.0, 1.0]], &Device::Cpu).unwrap();
         let y = Tensor::new(&[0u32, 1, 0], &Device::Cpu).unwrap();
@@ -324,7 +381,7 @@ mod tests {
             perm: vec![1, 2, 0],
             lam: vec![0.6, 0.9, 0.5],
         };
-        let got = training_loss(&logits, &y, Some(&m))
+        let got = training_loss(&logits, &y, Some(&m), 0.0)
             .unwrap()
             .to_scalar::<f32>()
             .unwrap();

@@ -60,6 +60,9 @@ pub fn format_event(ev: &Event) -> Option<String> {
         } => Some(format!(
             "fold {fold} resumed from its checkpoint: {epochs_done} epoch(s), {step} steps done"
         )),
+        Event::Resized { epoch, size, .. } => {
+            Some(format!("images now {size}px from epoch {epoch} on"))
+        }
         Event::Warning { message } => Some(format!("warning: {message}")),
         Event::RunEnded { status, message } => Some(format!("run {status}: {message}")),
         _ => None,

@@ -37,6 +37,10 @@ pub struct Progress {
     pub accuracy: f64,
     /// The mean/std the fold's batches were normalised with: inference must use the same.
     pub normalization: Normalization,
+    /// The image size of the last epoch (progressive resizing may have grown
+    /// it); absent in checkpoints from before progressive resizing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u32>,
 }
 
 impl Progress {
@@ -245,6 +249,7 @@ mod tests {
                 valid_loss: 0.25,
                 accuracy: 0.75,
                 normalization: Normalization::imagenet(),
+                size: Some(96),
             },
             model: HashMap::from([("fc.weight".into(), t(&[1.0, -2.0]))]),
             optimizer: HashMap::from([("fc.weight.exp_avg".into(), t(&[0.1, 0.2]))]),

@@ -5,7 +5,7 @@
 //! The loop reports through `FitHooks`, so the engine thread decides what an
 //! event means (log line, dashboard update) and when to pause or stop.
 
-use crate::augment::{Normalization, Pipeline, batch_seed, load_set, training_loss};
+use crate::augment::{Normalization, Pipeline, batch_seed, load_set_at, training_loss};
 use crate::config::{RunConfig, SchedulePolicy, TrainingConfig};
 use crate::error::{Error, Result};
 use crate::models::{self, Classifier};
@@ -16,6 +16,7 @@ use crate::train::checkpoint::{self, Checkpoint, Progress};
 use crate::train::clip::clip_grad_norm;
 use crate::train::metrics;
 use crate::train::optim::{OptimSettings, Optimizer, StepHypers};
+use crate::train::resizing::{SizeDecision, SizePlan};
 use crate::train::schedule::{flat_cos, one_cycle};
 use candle_core::{D, DType, Device};
 use candle_nn::VarMap;
@@ -135,11 +136,25 @@ pub fn fit_fold(
             });
         }
     }
-    let train_set = load_set(&data.train, cfg)?;
-    let valid_set = load_set(&data.valid, cfg)?;
-    // Data set statistics come from the fold's training images only.
-    let norm = Normalization::for_config(cfg.augmentation.normalize, train_set.images())?;
-    let pipeline = Pipeline::new(cfg, norm);
+    // A resumed fold goes on at the size its last epoch had (a ResizeNow may
+    // have changed it), with the normalisation it started with.
+    let sizes = SizePlan::from_config(t);
+    let mut size = match &resume {
+        Some(c) => c
+            .progress
+            .size
+            .unwrap_or_else(|| sizes.scheduled(c.progress.epochs_done.saturating_sub(1))),
+        None => t.size,
+    };
+    let mut train_set = load_set_at(&data.train, cfg, size)?;
+    let mut valid_set = load_set_at(&data.valid, cfg, size)?;
+    let norm = match &resume {
+        Some(c) => c.progress.normalization.clone(),
+        // Data set statistics come from the fold's training images only.
+        None => Normalization::for_config(cfg.augmentation.normalize, train_set.images())?,
+    };
+    let mut pipeline = Pipeline::new(cfg, norm);
+    pipeline.size = size;
 
     // Each fold gets its own initial weights and batch order, all from one seed.
     let fold_seed = Rng::derived(t.seed, FOLD_SEED_STREAM + fold as u64).next_u64();
@@ -184,6 +199,18 @@ pub fn fit_fold(
         });
     }
     for epoch in result.epochs_done..t.epochs {
+        match sizes.decide(epoch, size, hooks.take_resize_request()) {
+            SizeDecision::Keep => {}
+            SizeDecision::Refused(message) => hooks.event(Event::Warning { message }),
+            SizeDecision::SwitchTo(new) => {
+                // Each original is decoded once more, at the new size.
+                train_set = load_set_at(&data.train, cfg, new)?;
+                valid_set = load_set_at(&data.valid, cfg, new)?;
+                pipeline.size = new;
+                size = new;
+                hooks.event(Event::Resized { fold, epoch, size });
+            }
+        }
         let mut started = Instant::now();
         let mut loss_sum = 0.0;
         let mut batches_run = 0;
@@ -207,7 +234,8 @@ pub fn fit_fold(
                 .ok_or_else(|| Error::Internal(format!("step {step} is past the schedule")))?;
             let seed = batch_seed(fold_seed, epoch, b);
             let xb = pipeline.train_batch(&train_set, &batch, seed, &device)?;
-            let loss_t = training_loss(&model.forward_t(&xb.x, true)?, &xb.y, xb.mix.as_ref())?;
+            let logits = model.forward_t(&xb.x, true)?;
+            let loss_t = training_loss(&logits, &xb.y, xb.mix.as_ref(), t.label_smoothing)?;
             let loss = loss_t.to_scalar::<f32>()? as f64;
             if !loss.is_finite() {
                 // Stepping would spread the NaN/inf into every weight: skip the
@@ -244,7 +272,7 @@ pub fn fit_fold(
         if batches_run == 0 {
             break;
         }
-        let valid = validate(model.as_ref(), &pipeline, &valid_set, t.batch_size, &device)?;
+        let valid = validate(model.as_ref(), &pipeline, &valid_set, t, &device)?;
         result.train_loss = loss_sum / batches_run as f64;
         result.valid_loss = valid.loss;
         result.accuracy = valid.accuracy;
@@ -263,6 +291,7 @@ pub fn fit_fold(
                 valid_loss: result.valid_loss,
                 accuracy: result.accuracy,
                 normalization: pipeline.norm.clone(),
+                size: Some(size),
             };
             checkpoint::save(
                 path,
@@ -376,7 +405,7 @@ fn validate(
     model: &dyn Classifier,
     pipeline: &Pipeline,
     set: &ImageSet,
-    batch_size: usize,
+    t: &TrainingConfig,
     device: &Device,
 ) -> Result<Validation> {
     let mut loss_sum = 0.0;
@@ -384,11 +413,17 @@ fn validate(
     let mut probs = Vec::with_capacity(set.len());
     let mut predicted_all = Vec::with_capacity(set.len());
     let mut targets = Vec::with_capacity(set.len());
-    for batch in validation_batches(set.len(), batch_size) {
+    for batch in validation_batches(set.len(), t.batch_size) {
         let xb = pipeline.valid_batch(set, &batch, device)?;
         let (x, y) = (xb.x, xb.y);
         let logits = model.forward_t(&x, false)?.detach();
-        let loss = candle_nn::loss::cross_entropy(&logits, &y)?.to_scalar::<f32>()? as f64;
+        // fastai reports the validation loss with the training loss function.
+        let loss = if t.label_smoothing > 0.0 {
+            training_loss(&logits, &y, None, t.label_smoothing)?
+        } else {
+            candle_nn::loss::cross_entropy(&logits, &y)?
+        };
+        let loss = loss.to_scalar::<f32>()? as f64;
         loss_sum += loss * batch.len() as f64;
         let predicted = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
         let y = y.to_vec1::<u32>()?;
@@ -418,6 +453,8 @@ mod tests {
     struct Recorder {
         events: Vec<Event>,
         stop_at: Option<usize>,
+        /// What `take_resize_request` answers at each epoch start, in turn.
+        resize_requests: Vec<Option<Option<u32>>>,
     }
 
     impl FitHooks for Recorder {
@@ -431,9 +468,26 @@ mod tests {
                 Flow::Continue
             }
         }
+        fn take_resize_request(&mut self) -> Option<Option<u32>> {
+            if self.resize_requests.is_empty() {
+                None
+            } else {
+                self.resize_requests.remove(0)
+            }
+        }
     }
 
     impl Recorder {
+        fn resizes(&self) -> Vec<(usize, u32)> {
+            self.events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Resized { epoch, size, .. } => Some((*epoch, *size)),
+                    _ => None,
+                })
+                .collect()
+        }
+
         fn batch_losses(&self) -> Vec<f64> {
             self.events
                 .iter()
@@ -675,6 +729,104 @@ mod tests {
         assert!(err.to_string().contains("fold 1"), "{err}");
         let err = fit_fold(&tiny_config(4, 2e-3), 1, &data, &mut third, Some(&ckpt)).unwrap_err();
         assert!(err.to_string().contains("3-epoch"), "{err}");
+    }
+
+    #[test]
+    fn progressive_resizing_follows_the_schedule_and_resize_now_and_survives_resume() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = FoldData {
+            train: two_colours(dir.path(), "t", 4, 21),
+            valid: two_colours(dir.path(), "v", 1, 22),
+            num_classes: 2,
+        };
+        let mut cfg = tiny_config(3, 2e-3);
+        cfg.training.size = 16;
+        cfg.training.size_schedule = vec![(2, 24)];
+        cfg.validate().unwrap();
+
+        let mut planned = Recorder::default();
+        let whole = fit_fold(&cfg, 0, &data, &mut planned, None).unwrap();
+        assert_eq!(planned.resizes(), [(2, 24)]);
+        assert_eq!(whole.epochs_done, 3);
+
+        // `r` during epoch 0 brings the step forward to epoch 1; the schedule's
+        // own step at epoch 2 then changes nothing.
+        let mut early = Recorder {
+            resize_requests: vec![None, Some(None)],
+            ..Default::default()
+        };
+        let ckpt = dir.path().join("early.safetensors");
+        let brought_forward = fit_fold(&cfg, 0, &data, &mut early, Some(&ckpt)).unwrap();
+        assert_eq!(early.resizes(), [(1, 24)]);
+        assert_ne!(brought_forward.valid_probs, whole.valid_probs);
+        assert_eq!(checkpoint::progress(&ckpt).unwrap().unwrap().size, Some(24));
+
+        // Killed in epoch 2 (after the switch), resumed: same end as the whole run.
+        let ckpt = dir.path().join("planned.safetensors");
+        let mut first = Recorder {
+            stop_at: Some(5),
+            ..Default::default()
+        };
+        fit_fold(&cfg, 0, &data, &mut first, Some(&ckpt)).unwrap();
+        assert_eq!(first.resizes(), [(2, 24)]);
+        let saved = checkpoint::progress(&ckpt).unwrap().unwrap();
+        assert_eq!((saved.epochs_done, saved.size), (2, Some(16)), "{saved:?}");
+        let mut second = Recorder::default();
+        let resumed = fit_fold(&cfg, 0, &data, &mut second, Some(&ckpt)).unwrap();
+        assert_eq!(second.resizes(), [(2, 24)]);
+        assert_eq!(resumed.valid_probs, whole.valid_probs);
+        assert_eq!(resumed.train_loss.to_bits(), whole.train_loss.to_bits());
+    }
+
+    #[test]
+    fn label_smoothing_is_the_validation_loss_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = FoldData {
+            train: two_colours(dir.path(), "t", 2, 25),
+            valid: two_colours(dir.path(), "v", 2, 26),
+            num_classes: 2,
+        };
+        let mut cfg = tiny_config(1, 1e-3);
+        cfg.training.label_smoothing = 0.2;
+        let r = fit_fold(&cfg, 0, &data, &mut Recorder::default(), None).unwrap();
+        // fastai's LabelSmoothingCrossEntropy from the validation probabilities.
+        let eps = 0.2;
+        let want = r
+            .valid_probs
+            .iter()
+            .zip(&data.valid)
+            .map(|(p, s)| {
+                let nll = -(p[s.class] as f64).ln();
+                let all: f64 = p.iter().map(|&q| -(q as f64).ln()).sum();
+                (1.0 - eps) * nll + eps / 2.0 * all
+            })
+            .sum::<f64>()
+            / data.valid.len() as f64;
+        assert!(
+            (r.valid_loss - want).abs() < 1e-4,
+            "{} vs {want}",
+            r.valid_loss
+        );
+    }
+
+    #[test]
+    fn a_refused_resize_is_a_warning_and_the_size_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = FoldData {
+            train: two_colours(dir.path(), "t", 2, 23),
+            valid: two_colours(dir.path(), "v", 1, 24),
+            num_classes: 2,
+        };
+        let mut rec = Recorder {
+            resize_requests: vec![None, Some(None)],
+            ..Default::default()
+        };
+        fit_fold(&tiny_config(2, 1e-3), 0, &data, &mut rec, None).unwrap();
+        assert!(rec.resizes().is_empty());
+        assert!(rec.events.iter().any(|e| matches!(
+            e,
+            Event::Warning { message } if message.contains("no size above 32")
+        )));
     }
 
     #[test]

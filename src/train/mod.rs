@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod optim;
 pub mod params;
 pub mod predict;
+pub mod resizing;
 pub mod schedule;
 pub mod tta;
 

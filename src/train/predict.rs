@@ -2,7 +2,7 @@
 //! ensemble (the mean of their softmax probabilities), as fastai users do for
 //! a Kaggle submission.
 
-use crate::augment::{Pipeline, batch_seed, load_set};
+use crate::augment::{Pipeline, batch_seed, load_set_at};
 use crate::config::{MixMethod, RunConfig, TtaConfig};
 use crate::data::unlabelled::TestImage;
 use crate::error::{Error, Result};
@@ -10,9 +10,11 @@ use crate::models::{self, Classifier};
 use crate::rng::Rng;
 use crate::train::batches::{ImageSet, Sample, validation_batches};
 use crate::train::checkpoint::{self, Progress};
+use crate::train::resizing::SizePlan;
 use crate::train::tta::{TtaOutput, combine_tta};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
+use std::collections::HashMap;
 use std::path::Path;
 
 /// Images per forward pass.
@@ -104,10 +106,20 @@ pub fn predict_run(
             class: 0,
         })
         .collect();
-    // Decoded once, used by every fold model.
-    let set = load_set(&samples, &cfg)?;
+    // Decoded once per image size (folds of one run share it unless a
+    // ResizeNow changed one), used by every fold model of that size.
+    let sizes = SizePlan::from_config(&cfg.training);
+    let mut sets: HashMap<u32, ImageSet> = HashMap::new();
     let mut sum = vec![vec![0f32; classes.len()]; images.len()];
     for (fold, progress) in &present {
+        // Each fold predicts at the size its last epoch trained at.
+        let size = progress
+            .size
+            .unwrap_or_else(|| sizes.scheduled(progress.epochs_done.saturating_sub(1)));
+        if !sets.contains_key(&size) {
+            sets.insert(size, load_set_at(&samples, &cfg, size)?);
+        }
+        let set = &sets[&size];
         let varmap = VarMap::new();
         let model = models::build(
             &cfg.model.arch,
@@ -120,17 +132,18 @@ pub fn predict_run(
             .ok_or_else(|| Error::Internal(format!("fold {fold}'s checkpoint disappeared")))?;
         checkpoint::restore_model(&varmap, &ckpt.model)?;
         let mut pipeline = Pipeline::new(&cfg, progress.normalization.clone());
+        pipeline.size = size;
         // TTA uses the training transforms; MixUp/CutMix are training callbacks in
         // fastai, not transforms, so they never apply to predictions.
         pipeline.mixing.method = MixMethod::None;
         let probs = match tta {
-            None => probabilities(model.as_ref(), &pipeline, &set, None, &device)?,
+            None => probabilities(model.as_ref(), &pipeline, set, None, &device)?,
             Some(t) => {
-                let plain = probabilities(model.as_ref(), &pipeline, &set, None, &device)?;
+                let plain = probabilities(model.as_ref(), &pipeline, set, None, &device)?;
                 let passes = (0..t.n)
                     .map(|pass| {
                         let seed = TTA_STREAM ^ ((*fold as u64) << 16) ^ pass as u64;
-                        probabilities(model.as_ref(), &pipeline, &set, Some(seed), &device)
+                        probabilities(model.as_ref(), &pipeline, set, Some(seed), &device)
                     })
                     .collect::<Result<Vec<_>>>()?;
                 match combine_tta(&plain, &passes, Some(t.beta), t.use_max)? {
