@@ -943,8 +943,29 @@ impl RunConfig {
                 return bad(key, &format!("is {v}, expected a positive number"));
             }
         }
-        if !(0.0..1.0).contains(&self.label_correction.warmup) {
+        let lc = &self.label_correction;
+        if !(0.0..1.0).contains(&lc.warmup) {
             return bad("label_correction.warmup", "must be a share in [0, 1)");
+        }
+        for (key, v) in [
+            ("label_correction.theta_start", lc.theta_start),
+            ("label_correction.theta_end", lc.theta_end),
+        ] {
+            // theta bounds a difference of two probabilities.
+            if !(0.0..=1.0).contains(&v) {
+                return bad(key, &format!("is {v}, expected a value in [0, 1]"));
+            }
+        }
+        if !(lc.theta_step > 0.0 && lc.theta_step <= 1.0) {
+            return bad("label_correction.theta_step", "must be in (0, 1]");
+        }
+        // PLC reads each item's prediction off its training forward pass; a
+        // mixed image's prediction is about two items, not one.
+        if lc.enabled && self.mixing.method != MixMethod::None {
+            return bad(
+                "label_correction.enabled",
+                "cannot be combined with mixing.method = mixup/cutmix (a mixed image's prediction belongs to two items); set mixing.method = \"none\"",
+            );
         }
         Ok(())
     }
@@ -1050,9 +1071,6 @@ impl RunConfig {
                 "\"skip\"",
                 "remove or replace the corrupt images; use \"fail\"",
             );
-        }
-        if self.label_correction.enabled {
-            return not_yet("label_correction.enabled", "true", "set it to false");
         }
         if self.training.device != "cpu" {
             return not_yet(

@@ -11,7 +11,7 @@ use crate::data::sampling::{Resampling, class_counts};
 use crate::data::{Dataset, Folds, assign_folds};
 use crate::error::{Error, Result};
 use crate::run::events::{Command, DatasetSummary, Event, Stamped};
-use crate::run::rundir::{EventLog, MetricsLog, RunDir};
+use crate::run::rundir::{CorrectionsLog, EventLog, MetricsLog, RunDir};
 use crate::train::checkpoint;
 use crate::train::fit::{
     FitHooks, Flow, FoldData, Sample, fit_fold, planned_schedule, steps_per_epoch,
@@ -48,6 +48,7 @@ pub struct FoldOutcome {
 struct EventSink {
     log: EventLog,
     metrics: MetricsLog,
+    corrections: CorrectionsLog,
     tx: UnboundedSender<Stamped>,
     /// The first write error; reported at the end instead of killing the run mid-batch.
     write_error: Option<Error>,
@@ -60,6 +61,7 @@ impl EventSink {
             .log
             .append(&stamped)
             .and_then(|_| self.metrics.record(&stamped.event))
+            .and_then(|_| self.corrections.record(&stamped.event))
             && self.write_error.is_none()
         {
             self.write_error = Some(e);
@@ -239,6 +241,7 @@ pub fn start(plan: RunPlan) -> Result<EngineHandle> {
     let sink = EventSink {
         log: EventLog::open(plan.run_dir.file("events.jsonl"))?,
         metrics: MetricsLog::open(plan.run_dir.file("metrics.csv"))?,
+        corrections: CorrectionsLog::open(plan.run_dir.file(CorrectionsLog::FILE), &plan.dataset)?,
         tx: ev_tx,
         write_error: None,
     };
@@ -351,8 +354,12 @@ fn train_folds(
         let ckpt = checkpoint::fold_path(&plan.run_dir.path, f);
         // A fold a resumed run finished before is reported, not retrained, and
         // its events are in events.jsonl already.
-        let finished_before = checkpoint::progress(&ckpt)?.is_some_and(|p| p.finished());
+        let progress = checkpoint::progress(&ckpt)?;
+        let finished_before = progress.as_ref().is_some_and(|p| p.finished());
         if !finished_before {
+            // Corrections of epochs the fold redoes would be listed twice.
+            let from = progress.as_ref().map_or(0, |p| p.epochs_done);
+            plan.run_dir.drop_correction_rows(f, from)?;
             steering.sink.emit(Event::FoldStarted {
                 fold: f,
                 n_train: train.len(),

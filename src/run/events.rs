@@ -126,6 +126,20 @@ pub enum Event {
         epoch: usize,
         size: u32,
     },
+    /// Progressive label correction changed a training label of `fold`
+    /// (classes as indices into the data set's class list).
+    LabelCorrected {
+        fold: usize,
+        epoch: usize,
+        step: usize,
+        /// The image file, as the fold's training list has it.
+        image: String,
+        old: usize,
+        new: usize,
+        p_old: f64,
+        p_new: f64,
+        theta: f64,
+    },
     /// Ack of `SetTheta`.
     ThetaSet {
         step: usize,

@@ -7,12 +7,15 @@
 //!         metrics.csv    one row per epoch and fold
 //!         oof.csv        out-of-fold probabilities of every finished fold
 //!         normalization.json  per fold, the mean/std its batches were normalised with
+//!         corrections.csv  label corrections (progressive label correction)
+//!         checkpoints/foldK.safetensors  weights, optimiser state, progress
 //! ```
 
 use crate::config::RunConfig;
 use crate::data::{Dataset, Folds};
 use crate::error::{Error, Result};
 use crate::run::events::{Event, Stamped};
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -95,7 +98,28 @@ impl RunDir {
     /// Remove fold `fold`'s rows from `oof.csv` (atomically: a new file renamed
     /// over it); nothing to do when there are none.
     pub fn drop_oof_rows(&self, fold: usize) -> Result<()> {
-        let path = self.file("oof.csv");
+        let fold = fold.to_string();
+        // Column 1 is the fold.
+        self.drop_csv_rows("oof.csv", |r| r.get(1) == Some(fold.as_str()))
+    }
+
+    /// Remove fold `fold`'s label corrections from epoch `from_epoch` on: a
+    /// resumed fold redoes those epochs (its labels come from the checkpoint of
+    /// the epoch before).
+    pub fn drop_correction_rows(&self, fold: usize, from_epoch: usize) -> Result<()> {
+        let fold = fold.to_string();
+        self.drop_csv_rows(CorrectionsLog::FILE, |r| {
+            r.get(0) == Some(fold.as_str())
+                && r.get(1)
+                    .and_then(|e| e.parse::<usize>().ok())
+                    .is_some_and(|e| e >= from_epoch)
+        })
+    }
+
+    /// Rewrite the CSV `name` without the data rows `drop` selects (atomically:
+    /// a new file renamed over it); nothing to do when none is selected.
+    fn drop_csv_rows(&self, name: &str, drop: impl Fn(&csv::StringRecord) -> bool) -> Result<()> {
+        let path = self.file(name);
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -105,13 +129,12 @@ impl RunDir {
             .has_headers(false)
             .flexible(true)
             .from_reader(text.as_bytes());
-        let fold = fold.to_string();
         let mut kept = csv::Writer::from_writer(Vec::new());
         let mut dropped = 0;
         for (row, record) in reader.records().enumerate() {
             let record = record.map_err(|e| Error::Internal(format!("{}: {e}", path.display())))?;
-            // Column 1 is the fold; row 0 the header.
-            if row > 0 && record.get(1) == Some(fold.as_str()) {
+            // Row 0 is the header.
+            if row > 0 && drop(&record) {
                 dropped += 1;
                 continue;
             }
@@ -124,7 +147,7 @@ impl RunDir {
         let bytes = kept
             .into_inner()
             .map_err(|e| Error::Internal(format!("{}: {e}", path.display())))?;
-        let tmp = self.file("oof.csv.tmp");
+        let tmp = self.file(&format!("{name}.tmp"));
         std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
     }
@@ -282,6 +305,93 @@ impl MetricsLog {
             );
             self.file
                 .write_all(row.as_bytes())
+                .map_err(|e| Error::io(&self.path, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Appends one row per label correction to `corrections.csv`, with the
+/// user's image ids and class names (never to the user's own CSV).
+pub struct CorrectionsLog {
+    path: PathBuf,
+    file: File,
+    /// Image file (as the event names it) -> the id in the user's CSV.
+    ids: HashMap<String, String>,
+    classes: Vec<String>,
+}
+
+impl CorrectionsLog {
+    pub const FILE: &'static str = "corrections.csv";
+    pub const HEADER: &'static str =
+        "fold,epoch,step,image_id,old_label,new_label,p_old,p_new,theta\n";
+
+    pub fn open(path: PathBuf, ds: &Dataset) -> Result<CorrectionsLog> {
+        let new = !path.exists();
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        if new {
+            file.write_all(Self::HEADER.as_bytes())
+                .map_err(|e| Error::io(&path, e))?;
+        }
+        let ids = ds
+            .items
+            .iter()
+            .map(|i| (i.path.display().to_string(), i.id.clone()))
+            .collect();
+        Ok(CorrectionsLog {
+            path,
+            file,
+            ids,
+            classes: ds.classes.clone(),
+        })
+    }
+
+    pub fn record(&mut self, ev: &Event) -> Result<()> {
+        if let Event::LabelCorrected {
+            fold,
+            epoch,
+            step,
+            image,
+            old,
+            new,
+            p_old,
+            p_new,
+            theta,
+        } = ev
+        {
+            let class = |c: &usize| {
+                self.classes
+                    .get(*c)
+                    .cloned()
+                    .unwrap_or_else(|| c.to_string())
+            };
+            let id = self
+                .ids
+                .get(image)
+                .cloned()
+                .unwrap_or_else(|| image.clone());
+            let mut row = csv::Writer::from_writer(Vec::new());
+            row.write_record([
+                fold.to_string(),
+                epoch.to_string(),
+                step.to_string(),
+                id,
+                class(old),
+                class(new),
+                format!("{p_old:.6}"),
+                format!("{p_new:.6}"),
+                format!("{theta:.6}"),
+            ])
+            .map_err(|e| Error::Internal(format!("{}: {e}", self.path.display())))?;
+            let bytes = row
+                .into_inner()
+                .map_err(|e| Error::Internal(format!("{}: {e}", self.path.display())))?;
+            self.file
+                .write_all(&bytes)
                 .map_err(|e| Error::io(&self.path, e))?;
         }
         Ok(())

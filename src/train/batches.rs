@@ -85,6 +85,20 @@ impl ImageSet {
         &self.classes
     }
 
+    /// Replace every class (label correction keeps its own labels per fold and
+    /// puts them back after each reload). The count must match.
+    pub fn set_classes(&mut self, classes: &[u32]) -> Result<()> {
+        if classes.len() != self.classes.len() {
+            return Err(Error::Internal(format!(
+                "{} labels for {} images",
+                classes.len(),
+                self.classes.len()
+            )));
+        }
+        self.classes.copy_from_slice(classes);
+        Ok(())
+    }
+
     /// The side of the square batches built from this set.
     pub fn size(&self) -> usize {
         self.size

@@ -21,6 +21,7 @@ const META_KEY: &str = "orchard";
 const MODEL: &str = "model.";
 const OPTIM: &str = "optim.";
 const VALID_PROBS: &str = "valid_probs";
+const TRAIN_LABELS: &str = "train_labels";
 
 /// Where a fold has got to: everything a resumed run needs besides tensors.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,6 +42,9 @@ pub struct Progress {
     /// it); absent in checkpoints from before progressive resizing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u32>,
+    /// Label correction's (step, theta) anchor (a hand-set theta survives resume).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub theta_anchor: Option<(usize, f64)>,
 }
 
 impl Progress {
@@ -59,6 +63,8 @@ pub struct Checkpoint {
     pub optimizer: HashMap<String, Tensor>,
     /// Softmax probabilities of the fold's validation images after this epoch.
     pub valid_probs: Vec<Vec<f32>>,
+    /// The training labels as label correction left them (empty without it).
+    pub train_labels: Vec<u32>,
 }
 
 /// `RUN_DIR/checkpoints/fold<F>.safetensors`.
@@ -87,6 +93,13 @@ pub fn save(path: &Path, ckpt: &Checkpoint) -> Result<()> {
         VALID_PROBS.into(),
         Tensor::from_vec(flat, (rows, cols), &Device::Cpu)?,
     ));
+    if !ckpt.train_labels.is_empty() {
+        let n = ckpt.train_labels.len();
+        tensors.push((
+            TRAIN_LABELS.into(),
+            Tensor::from_vec(ckpt.train_labels.clone(), n, &Device::Cpu)?,
+        ));
+    }
     let meta = serde_json::to_string(&ckpt.progress)
         .map_err(|e| Error::Internal(format!("checkpoint metadata: {e}")))?;
     let bytes = safetensors::serialize(
@@ -168,6 +181,7 @@ pub fn load(path: &Path, device: &Device) -> Result<Option<Checkpoint>> {
     let mut model = HashMap::new();
     let mut optimizer = HashMap::new();
     let mut valid_probs = Vec::new();
+    let mut train_labels = Vec::new();
     for (name, t) in all {
         if let Some(n) = name.strip_prefix(MODEL) {
             model.insert(n.to_string(), t);
@@ -178,6 +192,11 @@ pub fn load(path: &Path, device: &Device) -> Result<Option<Checkpoint>> {
                 .to_dtype(DType::F32)?
                 .to_vec2::<f32>()
                 .map_err(|e| damaged(e.to_string()))?;
+        } else if name == TRAIN_LABELS {
+            train_labels = t
+                .to_dtype(DType::U32)?
+                .to_vec1::<u32>()
+                .map_err(|e| damaged(e.to_string()))?;
         }
     }
     Ok(Some(Checkpoint {
@@ -185,6 +204,7 @@ pub fn load(path: &Path, device: &Device) -> Result<Option<Checkpoint>> {
         model,
         optimizer,
         valid_probs,
+        train_labels,
     }))
 }
 
@@ -250,10 +270,12 @@ mod tests {
                 accuracy: 0.75,
                 normalization: Normalization::imagenet(),
                 size: Some(96),
+                theta_anchor: Some((5, 0.25)),
             },
             model: HashMap::from([("fc.weight".into(), t(&[1.0, -2.0]))]),
             optimizer: HashMap::from([("fc.weight.exp_avg".into(), t(&[0.1, 0.2]))]),
             valid_probs: vec![vec![0.25, 0.75], vec![0.5, 0.5]],
+            train_labels: vec![1, 0, 2],
         }
     }
 
@@ -269,6 +291,7 @@ mod tests {
         let back = load(&path, &Device::Cpu).unwrap().unwrap();
         assert_eq!(back.progress, ckpt.progress);
         assert_eq!(back.valid_probs, ckpt.valid_probs);
+        assert_eq!(back.train_labels, ckpt.train_labels);
         let v = |m: &HashMap<String, Tensor>, k: &str| m[k].to_vec1::<f32>().unwrap();
         assert_eq!(v(&back.model, "fc.weight"), [1.0, -2.0]);
         assert_eq!(v(&back.optimizer, "fc.weight.exp_avg"), [0.1, 0.2]);

@@ -16,6 +16,7 @@ use crate::train::checkpoint::{self, Checkpoint, Progress};
 use crate::train::clip::clip_grad_norm;
 use crate::train::metrics;
 use crate::train::optim::{OptimSettings, Optimizer, StepHypers};
+use crate::train::plc::{self, ThetaScheduler};
 use crate::train::resizing::{SizeDecision, SizePlan};
 use crate::train::schedule::{flat_cos, one_cycle};
 use candle_core::{D, DType, Device};
@@ -146,7 +147,35 @@ pub fn fit_fold(
             .unwrap_or_else(|| sizes.scheduled(c.progress.epochs_done.saturating_sub(1))),
         None => t.size,
     };
+    // The training labels as label correction leaves them; a resumed fold
+    // goes on with its checkpoint's.
+    let mut labels: Vec<u32> = data.train.iter().map(|s| s.class as u32).collect();
+    let mut theta = cfg.label_correction.enabled.then(|| {
+        ThetaScheduler::new(
+            &cfg.label_correction,
+            steps_per_epoch(data.train.len(), t.batch_size) * t.epochs,
+        )
+    });
+    if let Some(c) = &resume {
+        if !c.train_labels.is_empty() {
+            if c.train_labels.len() != labels.len() {
+                return Err(Error::input(format!(
+                    "{}checkpoint has {} training labels, the fold has {} images\nfix: resume with the run's own folds.csv and data",
+                    checkpoint.map_or(String::new(), |p| format!("{}: ", p.display())),
+                    c.train_labels.len(),
+                    labels.len()
+                )));
+            }
+            labels.clone_from(&c.train_labels);
+        }
+        if let (Some(th), Some((step, value))) = (&mut theta, c.progress.theta_anchor) {
+            th.set(step, value);
+        }
+    }
+    // Oversampling repeats an image: a correction applies to every copy.
+    let copies = copies_by_image(&data.train);
     let mut train_set = load_set_at(&data.train, cfg, size)?;
+    train_set.set_classes(&labels)?;
     let mut valid_set = load_set_at(&data.valid, cfg, size)?;
     let norm = match &resume {
         Some(c) => c.progress.normalization.clone(),
@@ -205,6 +234,7 @@ pub fn fit_fold(
             SizeDecision::SwitchTo(new) => {
                 // Each original is decoded once more, at the new size.
                 train_set = load_set_at(&data.train, cfg, new)?;
+                train_set.set_classes(&labels)?;
                 valid_set = load_set_at(&data.valid, cfg, new)?;
                 pipeline.size = new;
                 size = new;
@@ -257,6 +287,33 @@ pub fn fit_fold(
                 clip_grad_norm(&mut grads, model.trainable(), max_norm)?;
             }
             opt.step(&grads, StepHypers { lr, mom })?;
+            if let Some(th) = &mut theta {
+                if let Some(value) = hooks.take_theta_request() {
+                    th.set(step, value);
+                }
+                if let Some(theta_now) = th.theta(step) {
+                    let probs =
+                        candle_nn::ops::softmax_last_dim(&logits.detach().to_dtype(DType::F32)?)?
+                            .to_vec2::<f32>()?;
+                    for c in plc::corrections(&probs, &batch, &labels, theta_now) {
+                        for &i in &copies[c.item] {
+                            labels[i] = c.new as u32;
+                        }
+                        hooks.event(Event::LabelCorrected {
+                            fold,
+                            epoch,
+                            step,
+                            image: data.train[c.item].path.display().to_string(),
+                            old: c.old,
+                            new: c.new,
+                            p_old: c.p_old as f64,
+                            p_new: c.p_new as f64,
+                            theta: theta_now,
+                        });
+                    }
+                    train_set.set_classes(&labels)?;
+                }
+            }
             loss_sum += loss;
             batches_run += 1;
             hooks.event(Event::Batch {
@@ -292,6 +349,7 @@ pub fn fit_fold(
                 accuracy: result.accuracy,
                 normalization: pipeline.norm.clone(),
                 size: Some(size),
+                theta_anchor: theta.as_ref().map(ThetaScheduler::anchor),
             };
             checkpoint::save(
                 path,
@@ -300,6 +358,11 @@ pub fn fit_fold(
                     model: checkpoint::model_tensors(&varmap)?,
                     optimizer: opt.state_tensors()?,
                     valid_probs: result.valid_probs.clone(),
+                    train_labels: if theta.is_some() {
+                        labels.clone()
+                    } else {
+                        Vec::new()
+                    },
                 },
             )?;
         }
@@ -394,6 +457,18 @@ fn roc_auc_of(probs: &[Vec<f32>], classes: &[usize]) -> Result<Option<f64>> {
     }
     let truth = metrics::one_hot(classes, probs[0].len())?;
     Ok(metrics::mean_columnwise_roc_auc(probs, &truth)?.mean)
+}
+
+/// For each training index, every index holding the same image file.
+fn copies_by_image(samples: &[Sample]) -> Vec<Vec<usize>> {
+    let mut by_path: std::collections::HashMap<&Path, Vec<usize>> = Default::default();
+    for (i, s) in samples.iter().enumerate() {
+        by_path.entry(&s.path).or_default().push(i);
+    }
+    samples
+        .iter()
+        .map(|s| by_path[s.path.as_path()].clone())
+        .collect()
 }
 
 fn classes_of(samples: &[Sample]) -> Vec<usize> {
@@ -807,6 +882,74 @@ mod tests {
             "{} vs {want}",
             r.valid_loss
         );
+    }
+
+    #[test]
+    fn label_correction_follows_its_rule_keeps_its_labels_and_survives_resume() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut train = two_colours(dir.path(), "t", 8, 27);
+        // Two wrong labels: a red image called blue and a blue one called red.
+        train[0].class = 1;
+        train[3].class = 0;
+        let data = FoldData {
+            train,
+            valid: two_colours(dir.path(), "v", 2, 28),
+            num_classes: 2,
+        };
+        let mut cfg = tiny_config(6, 3e-3);
+        cfg.label_correction.enabled = true;
+        cfg.label_correction.warmup = 0.3;
+        cfg.label_correction.theta_start = 0.3;
+        cfg.label_correction.theta_end = 0.1;
+        cfg.validate().unwrap();
+        let ckpt = dir.path().join("plc.safetensors");
+        let mut rec = Recorder::default();
+        let whole = fit_fold(&cfg, 0, &data, &mut rec, Some(&ckpt)).unwrap();
+        // Replay the log: each correction starts from the label the item had
+        // then, obeys the rule, and is past the warm-up (ceil(0.3 * 24) = 8).
+        let index: std::collections::HashMap<String, usize> = data
+            .train
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.path.display().to_string(), i))
+            .collect();
+        let mut labels: Vec<u32> = data.train.iter().map(|s| s.class as u32).collect();
+        let mut n = 0;
+        for e in &rec.events {
+            if let Event::LabelCorrected {
+                image,
+                old,
+                new,
+                p_old,
+                p_new,
+                theta,
+                step,
+                ..
+            } = e
+            {
+                n += 1;
+                let i = index[image];
+                assert_eq!(labels[i] as usize, *old, "{e:?}");
+                assert!((p_new - p_old).abs() > *theta && p_new > p_old, "{e:?}");
+                assert!(*step >= 8 && (0.1..=0.3).contains(theta), "{e:?}");
+                labels[i] = *new as u32;
+            }
+        }
+        assert!(n > 0, "no correction at theta 0.3 -> 0.1");
+        // The labels the log leads to are the ones kept with the checkpoint.
+        let saved = checkpoint::load(&ckpt, &Device::Cpu).unwrap().unwrap();
+        assert_eq!(saved.train_labels, labels);
+
+        // Killed in the last epoch, resumed: the labels corrected before go on.
+        let ckpt = dir.path().join("again.safetensors");
+        let mut first = Recorder {
+            stop_at: Some(21),
+            ..Default::default()
+        };
+        fit_fold(&cfg, 0, &data, &mut first, Some(&ckpt)).unwrap();
+        let resumed = fit_fold(&cfg, 0, &data, &mut Recorder::default(), Some(&ckpt)).unwrap();
+        assert_eq!(resumed.valid_probs, whole.valid_probs);
+        assert_eq!(resumed.train_loss.to_bits(), whole.train_loss.to_bits());
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod loss;
 pub mod metrics;
 pub mod optim;
 pub mod params;
+pub mod plc;
 pub mod predict;
 pub mod resizing;
 pub mod schedule;

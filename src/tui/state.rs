@@ -13,6 +13,8 @@ use super::eta::StepTimer;
 const MAX_LOSSES: usize = 4096;
 /// How many warnings are kept; the oldest go first.
 const MAX_WARNINGS: usize = 200;
+/// Label corrections kept for the PLC log.
+const MAX_CORRECTIONS: usize = 1000;
 
 /// What the engine is doing, as its events last said.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +64,20 @@ impl RunState {
     pub fn is_ended(&self) -> bool {
         matches!(self, RunState::Ended(_))
     }
+}
+
+/// One label correction, as the PLC log shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CorrectionRow {
+    pub fold: usize,
+    pub epoch: usize,
+    pub step: usize,
+    pub image: String,
+    pub old: usize,
+    pub new: usize,
+    pub p_old: f64,
+    pub p_new: f64,
+    pub theta: f64,
 }
 
 /// The run's plan, as announced by `RunStarted`.
@@ -137,8 +153,12 @@ pub struct App {
     pub fold_results: Vec<FoldResult>,
     /// `confusion[actual][predicted]` of the last validation.
     pub confusion: Option<Vec<Vec<usize>>>,
-    /// Label correction's threshold as last acknowledged by the engine.
+    /// Label correction's threshold as last acknowledged or used by the engine.
     pub theta: Option<f64>,
+    /// Label corrections of the run, oldest first (the latest MAX_CORRECTIONS).
+    pub corrections: Vec<CorrectionRow>,
+    /// Every label correction of the run, also those no longer kept.
+    pub corrections_total: usize,
     pub warnings: Vec<String>,
     /// A command sent and not yet acknowledged.
     pub pending: Option<Command>,
@@ -178,6 +198,8 @@ impl Default for App {
             fold_results: Vec::new(),
             confusion: None,
             theta: None,
+            corrections: Vec::new(),
+            corrections_total: 0,
             warnings: Vec::new(),
             pending: None,
             stop_requested: false,
@@ -346,6 +368,34 @@ impl App {
                 if let Some(plan) = &mut self.plan {
                     plan.size = *size;
                 }
+            }
+            Event::LabelCorrected {
+                fold,
+                epoch,
+                step,
+                image,
+                old,
+                new,
+                p_old,
+                p_new,
+                theta,
+            } => {
+                self.theta = Some(*theta);
+                self.corrections_total += 1;
+                if self.corrections.len() >= MAX_CORRECTIONS {
+                    self.corrections.remove(0);
+                }
+                self.corrections.push(CorrectionRow {
+                    fold: *fold,
+                    epoch: *epoch,
+                    step: *step,
+                    image: image.clone(),
+                    old: *old,
+                    new: *new,
+                    p_old: *p_old,
+                    p_new: *p_new,
+                    theta: *theta,
+                });
             }
             Event::ThetaSet { theta, .. } => {
                 self.theta = Some(*theta);
