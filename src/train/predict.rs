@@ -116,10 +116,13 @@ pub fn predict_run(
         let size = progress
             .size
             .unwrap_or_else(|| sizes.scheduled(progress.epochs_done.saturating_sub(1)));
-        if !sets.contains_key(&size) {
-            sets.insert(size, load_set_at(&samples, &cfg, size)?);
-        }
-        let set = &sets[&size];
+        let set = match sets.entry(size) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(load_set_at(&samples, &cfg, size)?)
+            }
+        };
+        let set = &*set;
         let varmap = VarMap::new();
         let model = models::build(
             &cfg.model.arch,
