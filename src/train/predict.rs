@@ -109,13 +109,7 @@ pub fn predict_run(
     let mut sum = vec![vec![0f32; classes.len()]; images.len()];
     for (fold, progress) in &present {
         let varmap = VarMap::new();
-        let model = models::build(
-            &cfg.model.arch,
-            classes.len(),
-            &varmap,
-            &device,
-            Rng::new(0),
-        )?;
+        let model = models::build(&cfg.model, classes.len(), &varmap, &device, Rng::new(0))?;
         let ckpt = checkpoint::load(&checkpoint::fold_path(run_dir, *fold), &device)?
             .ok_or_else(|| Error::Internal(format!("fold {fold}'s checkpoint disappeared")))?;
         checkpoint::restore_model(&varmap, &ckpt.model)?;
