@@ -12,7 +12,10 @@
 
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor, Var};
 use orchard::kernels::{adaptive_avg_pool2d, batch_norm_train, conv2d, max_pool2d, tune_allocator};
-use orchard::models::{Classifier, resnet::ResNet18};
+use orchard::models::{
+    Classifier,
+    resnet::{ResNet, ResNetDepth},
+};
 use orchard::rng::Rng;
 use orchard::train::optim::{OptimSettings, Optimizer, StepHypers};
 use serde::Serialize;
@@ -140,7 +143,7 @@ fn time_op(spec: &OpSpec, reps: usize) -> (f64, f64) {
 /// Median (forward, backward, optimiser) ms of a ResNet-18 training step.
 fn time_step(size: usize, reps: usize) -> (f64, f64, f64) {
     let varmap = candle_nn::VarMap::new();
-    let model = ResNet18::new(10, &varmap, &Device::Cpu, Rng::new(0)).unwrap();
+    let model = ResNet::new(ResNetDepth::R18, 10, &varmap, &Device::Cpu, Rng::new(0)).unwrap();
     let mut opt = Optimizer::new(model.trainable().to_vec(), OptimSettings::adam()).unwrap();
     let x = random(&[BATCH, 3, size, size], 4);
     let labels: Vec<u32> = (0..BATCH as u32).map(|i| i % 10).collect();
@@ -188,7 +191,7 @@ const OPT_STEPS: usize = 12;
 
 fn time_optimisers() -> Vec<(&'static str, f64)> {
     let varmap = candle_nn::VarMap::new();
-    let model = ResNet18::new(10, &varmap, &Device::Cpu, Rng::new(0)).unwrap();
+    let model = ResNet::new(ResNetDepth::R18, 10, &varmap, &Device::Cpu, Rng::new(0)).unwrap();
     let x = random(&[2, 3, 32, 32], 5);
     let labels = Tensor::new(&[0u32, 1], &Device::Cpu).unwrap();
     let logits = model.forward_t(&x, true).unwrap();

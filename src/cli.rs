@@ -35,6 +35,15 @@ pub enum Cmd {
     ShowBatch(ShowBatchArgs),
     /// Save a grid of N augmented versions of one image (PNG).
     AugmentPreview(AugmentPreviewArgs),
+    /// List every architecture with its parameter count, description and accepted weights.
+    Models(ModelsArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ModelsArgs {
+    /// Number of outputs (classes) the parameter counts are for.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub classes: usize,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -234,7 +243,8 @@ pub struct TrainArgs {
     /// config.toml and folds.csv (no other training flags allowed).
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = [
         "config", "data", "images", "task", "run_dir", "epochs", "size", "bs", "lr",
-        "seed", "k", "fold", "limit", "oversample", "undersample",
+        "seed", "k", "fold", "limit", "oversample", "undersample", "arch", "activation",
+        "self_attention", "maxblurpool",
     ])]
     pub resume: Option<PathBuf>,
     #[arg(long)]
@@ -257,11 +267,30 @@ pub struct TrainArgs {
     /// Train only this fold (0-based).
     #[arg(long, value_name = "K")]
     pub fold: Option<usize>,
+    /// The architecture (`orchard models` lists them) [default: the config's model.arch].
+    #[arg(long, value_name = "NAME")]
+    pub arch: Option<String>,
+    /// The activation of an xresnet [default: the config's model.activation].
+    #[arg(long, value_enum)]
+    pub activation: Option<ActivationArg>,
+    /// fastai's SimpleSelfAttention in an xresnet (model.self_attention = true).
+    #[arg(long)]
+    pub self_attention: bool,
+    /// MaxBlurPool instead of an xresnet's stem max-pool (model.maxblurpool = true).
+    #[arg(long)]
+    pub maxblurpool: bool,
     /// Use only the first N images of the data set (quick checks).
     #[arg(long, value_name = "N", hide = true)]
     pub limit: Option<usize>,
     #[command(flatten)]
     pub resample: ResampleArgs,
+}
+
+/// `--activation` values (the config's `model.activation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ActivationArg {
+    Relu,
+    Mish,
 }
 
 fn split_rule(s: &str) -> Result<(String, &str), String> {

@@ -129,6 +129,12 @@ pub struct ModelConfig {
     pub arch: String,
     /// Pretrained weights (safetensors or .pth) to start from.
     pub pretrained: Option<PathBuf>,
+    /// The imagewoof toolbox (xresnet archs only): the activation function.
+    pub activation: Activation,
+    /// fastai's SimpleSelfAttention in the first stage's last block (xresnet only).
+    pub self_attention: bool,
+    /// MaxBlurPool instead of the stem's max-pool (xresnet only).
+    pub maxblurpool: bool,
 }
 
 impl Default for ModelConfig {
@@ -136,8 +142,22 @@ impl Default for ModelConfig {
         ModelConfig {
             arch: "resnet18".into(),
             pretrained: None,
+            activation: Activation::Relu,
+            self_attention: false,
+            maxblurpool: false,
         }
     }
+}
+
+/// A model's activation function (`model.activation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    /// fastai's default.
+    #[default]
+    Relu,
+    /// x * tanh(softplus(x)) (PyTorch's nn.Mish).
+    Mish,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -511,11 +531,30 @@ const KEY_DOCS: &[(&str, &str, &str)] = &[
         "undersample",
         "keep a share F of a class's TRAINING images, e.g. { rust = 0.5 }",
     ),
-    ("model", "arch", "architecture (resnet18)"),
+    (
+        "model",
+        "arch",
+        "architecture: resnet18 | resnet34 | resnet50 | xresnet18 | xresnet34 | xresnet50 (`orchard models` lists them all)",
+    ),
     (
         "model",
         "pretrained",
         "weights to start from (safetensors or .pth)",
+    ),
+    (
+        "model",
+        "activation",
+        "relu | mish: the activation of every layer (xresnet archs only; fastai: relu)",
+    ),
+    (
+        "model",
+        "self_attention",
+        "fastai's SimpleSelfAttention (sa=True) in the first stage's last block (xresnet archs only)",
+    ),
+    (
+        "model",
+        "maxblurpool",
+        "MaxBlurPool (2x2 max-pool, stride 1, then a 3x3 binomial blur, stride 2) instead of the stem's max-pool (xresnet archs only)",
     ),
     ("training", "epochs", "epochs per fold"),
     ("training", "size", "square image side in pixels"),
@@ -866,6 +905,7 @@ impl RunConfig {
             return bad("training.div / training.div_final", "must be positive");
         }
         self.validate_optimizer()?;
+        crate::models::check_options(&self.model)?;
         for (class, share) in &self.folds.undersample {
             if !(*share > 0.0 && *share <= 1.0) {
                 return bad(

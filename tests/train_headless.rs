@@ -109,3 +109,79 @@ fn an_existing_run_directory_is_refused() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("already exists"), "{err}");
 }
+
+#[test]
+fn xresnet18_with_the_imagewoof_toolbox_trains_an_epoch() {
+    let t = tempfile::tempdir().unwrap();
+    let run_dir = t.path().join("run");
+    let (code, out, err) = run(&[
+        "train",
+        "--data",
+        demo().to_str().unwrap(),
+        "--headless",
+        "--arch",
+        "xresnet18",
+        "--activation",
+        "mish",
+        "--self-attention",
+        "--maxblurpool",
+        "--limit",
+        "60",
+        "--k",
+        "3",
+        "--fold",
+        "0",
+        "--epochs",
+        "1",
+        "--size",
+        "32",
+        "--bs",
+        "8",
+        "--run-dir",
+        run_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let epoch_line = out
+        .lines()
+        .find(|l| l.starts_with("0 "))
+        .expect("an epoch line");
+    let fields: Vec<&str> = epoch_line.split_whitespace().collect();
+    for f in &fields[1..4] {
+        let v: f64 = f.parse().unwrap();
+        assert!(v.is_finite() && v >= 0.0, "{epoch_line}");
+    }
+    assert!(out.contains("run completed"), "{out}");
+    // The resolved config records the architecture and its options.
+    let cfg = orchard::config::RunConfig::load(&run_dir.join("config.toml")).unwrap();
+    assert_eq!(cfg.model.arch, "xresnet18");
+    assert_eq!(cfg.model.activation, orchard::config::Activation::Mish);
+    assert!(cfg.model.self_attention && cfg.model.maxblurpool);
+    // The checkpoint holds fastai's names, the attention's buffers included.
+    let fold0 = std::fs::read_dir(&run_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir())
+        .expect("a fold directory");
+    let ckpt = std::fs::read_dir(&fold0)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "safetensors"))
+        .expect("a checkpoint");
+    let bytes = std::fs::read(&ckpt).unwrap();
+    let names = safetensors::SafeTensors::deserialize(&bytes)
+        .unwrap()
+        .names()
+        .into_iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>();
+    for want in [
+        "4.1.convpath.2.gamma",
+        "4.1.convpath.2.conv.weight_u",
+        "11.weight",
+    ] {
+        assert!(
+            names.iter().any(|n| n.ends_with(want)),
+            "{want} not in {names:?}"
+        );
+    }
+}

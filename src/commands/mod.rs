@@ -1,6 +1,7 @@
 //! One function per subcommand; `run` dispatches.
 
 pub mod folds;
+pub mod models;
 pub mod pictures;
 pub mod predict;
 pub mod schedule;
@@ -26,6 +27,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Cmd::Predict(args)) => predict::predict(args),
         Some(Cmd::ShowBatch(args)) => pictures::show_batch(args),
         Some(Cmd::AugmentPreview(args)) => pictures::augment_preview(args),
+        Some(Cmd::Models(args)) => models::models(args),
     }
 }
 

@@ -58,6 +58,17 @@ pub fn resolve_config(args: &TrainArgs) -> Result<RunConfig> {
     if let Some(v) = args.fold {
         cfg.folds.fold = Some(v);
     }
+    if let Some(arch) = &args.arch {
+        cfg.model.arch = arch.clone();
+    }
+    if let Some(a) = args.activation {
+        cfg.model.activation = match a {
+            crate::cli::ActivationArg::Relu => crate::config::Activation::Relu,
+            crate::cli::ActivationArg::Mish => crate::config::Activation::Mish,
+        };
+    }
+    cfg.model.self_attention |= args.self_attention;
+    cfg.model.maxblurpool |= args.maxblurpool;
     let (over, under) = super::resample_maps(&args.resample);
     cfg.folds.oversample.extend(over);
     cfg.folds.undersample.extend(under);

@@ -15,16 +15,18 @@ pub mod batchnorm;
 pub mod conv2d;
 mod float;
 pub mod layers;
+pub mod mish;
 pub mod optim_step;
 pub mod pool;
 pub mod relu;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
 pub use alloc::tune_allocator;
 pub use batchnorm::{batch_norm_eval, batch_norm_train};
 pub use conv2d::conv2d;
 pub use layers::{BatchNorm2d, Conv2d};
+pub use mish::mish;
 pub use optim_step::{Buffer, Rule, lookahead_sync, optim_update};
 pub use pool::{
     PoolWindow, adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d_with, max_pool2d,

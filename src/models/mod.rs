@@ -1,18 +1,23 @@
 //! The architectures orchard trains, behind one interface.
 //!
-//! Every model is built by `build(arch, ...)` from the name users give with
-//! `--arch` / `model.arch`, keeps its variables in a `VarMap` under the names of
-//! the library its weights come from (torchvision, fastai, timm), and exposes the
-//! trainable ones for the optimiser. `ARCHS` lists what exists, for
+//! Every model is built by `build(model_config, ...)` from the name users give
+//! with `--arch` / `model.arch`, keeps its variables in a `VarMap` under the
+//! names of the library its weights come from (torchvision, fastai, timm), and
+//! exposes the trainable ones for the optimiser. `ARCHS` lists what exists, for
 //! `orchard models` and for the config's validation.
 
+pub mod layers;
 pub mod resnet;
+pub mod xresnet;
 
+use crate::config::{Activation, ModelConfig};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use crate::train::params::TrainParam;
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
+use resnet::{ResNet, ResNetDepth};
+use xresnet::{XResNet, XResNetDepth, XResNetOptions};
 
 /// An image classifier: NCHW images in, logits (N, classes) out.
 pub trait Classifier: Send {
@@ -29,38 +34,241 @@ pub struct ArchInfo {
     pub name: &'static str,
     /// What it is, in a few words.
     pub about: &'static str,
+    /// Which weights it accepts (names it can map one to one).
+    pub weights: &'static str,
 }
 
 /// Every architecture, in the order `orchard models` lists them.
-pub const ARCHS: &[ArchInfo] = &[ArchInfo {
-    name: "resnet18",
-    about: "torchvision ResNet-18 (parameter names as torchvision)",
-}];
+pub const ARCHS: &[ArchInfo] = &[
+    ArchInfo {
+        name: "resnet18",
+        about: "torchvision ResNet-18",
+        weights: "torchvision resnet18 state_dict (.pth/.safetensors)",
+    },
+    ArchInfo {
+        name: "resnet34",
+        about: "torchvision ResNet-34",
+        weights: "torchvision resnet34 state_dict (.pth/.safetensors)",
+    },
+    ArchInfo {
+        name: "resnet50",
+        about: "torchvision ResNet-50 (v1.5 bottlenecks)",
+        weights: "torchvision resnet50 state_dict (.pth/.safetensors)",
+    },
+    ArchInfo {
+        name: "xresnet18",
+        about: "fastai xresnet18 (Bag of Tricks); mish, self_attention, maxblurpool",
+        weights: "fastai xresnet18 state_dict",
+    },
+    ArchInfo {
+        name: "xresnet34",
+        about: "fastai xresnet34 (Bag of Tricks); mish, self_attention, maxblurpool",
+        weights: "fastai xresnet34 state_dict",
+    },
+    ArchInfo {
+        name: "xresnet50",
+        about: "fastai xresnet50 (Bag of Tricks); mish, self_attention, maxblurpool",
+        weights: "fastai xresnet50 state_dict",
+    },
+];
 
 /// Whether `arch` names an architecture `build` knows.
 pub fn is_known(arch: &str) -> bool {
     ARCHS.iter().any(|a| a.name == arch)
 }
 
-/// A freshly initialised `arch` with `num_classes` outputs, its variables in
-/// `varmap` (which should be empty). Initial weights are a function of `rng` alone.
+/// The xresnet behind an arch name, if it is one (the archs that take the
+/// imagewoof toolbox's options).
+fn xresnet_depth(arch: &str) -> Option<XResNetDepth> {
+    match arch {
+        "xresnet18" => Some(XResNetDepth::X18),
+        "xresnet34" => Some(XResNetDepth::X34),
+        "xresnet50" => Some(XResNetDepth::X50),
+        _ => None,
+    }
+}
+
+/// Refuse toolbox options (`model.activation`, `model.self_attention`,
+/// `model.maxblurpool`) on an arch that has no place for them, rather than
+/// silently training without them.
+pub fn check_options(model: &ModelConfig) -> Result<()> {
+    if xresnet_depth(&model.arch).is_some() {
+        return Ok(());
+    }
+    let set: Vec<&str> = [
+        (
+            "activation = \"mish\"",
+            model.activation != Activation::Relu,
+        ),
+        ("self_attention = true", model.self_attention),
+        ("maxblurpool = true", model.maxblurpool),
+    ]
+    .into_iter()
+    .filter_map(|(key, on)| on.then_some(key))
+    .collect();
+    if set.is_empty() {
+        return Ok(());
+    }
+    Err(Error::input(format!(
+        "config key model.{} (or its command-line flag): only the xresnet archs have it, but model.arch is {:?}\nfix: use --arch xresnet18 (or xresnet34, xresnet50), or drop the option",
+        set.join(", model."),
+        model.arch
+    )))
+}
+
+/// A freshly initialised `model.arch` (with `model`'s options) with
+/// `num_classes` outputs, its variables in `varmap` (which should be empty).
+/// Initial weights are a function of `rng` alone.
 pub fn build(
-    arch: &str,
+    model: &ModelConfig,
     num_classes: usize,
     varmap: &VarMap,
     device: &Device,
     rng: Rng,
 ) -> Result<Box<dyn Classifier>> {
-    match arch {
-        "resnet18" => Ok(Box::new(resnet::ResNet18::new(
+    check_options(model)?;
+    let resnet = |depth| -> Result<Box<dyn Classifier>> {
+        Ok(Box::new(ResNet::new(
+            depth,
             num_classes,
             varmap,
             device,
-            rng,
-        )?)),
+            rng.clone(),
+        )?))
+    };
+    match model.arch.as_str() {
+        "resnet18" => resnet(ResNetDepth::R18),
+        "resnet34" => resnet(ResNetDepth::R34),
+        "resnet50" => resnet(ResNetDepth::R50),
+        arch if xresnet_depth(arch).is_some() => {
+            let options = XResNetOptions {
+                activation: model.activation,
+                self_attention: model.self_attention,
+                max_blur_pool: model.maxblurpool,
+            };
+            let depth = xresnet_depth(arch).expect("checked by the guard");
+            Ok(Box::new(XResNet::new(
+                depth,
+                options,
+                num_classes,
+                varmap,
+                device,
+                rng,
+            )?))
+        }
         other => Err(Error::input(format!(
             "unknown architecture {other:?}\nfix: use one of {}",
             ARCHS.iter().map(|a| a.name).collect::<Vec<_>>().join(", ")
         ))),
+    }
+}
+
+/// The number of trainable parameters of `model` with `num_classes` outputs,
+/// counted on a freshly built model (as PyTorch's `sum(p.numel() for p in
+/// m.parameters())`: running statistics and other buffers excluded).
+pub fn parameter_count(model: &ModelConfig, num_classes: usize) -> Result<usize> {
+    let varmap = VarMap::new();
+    let built = build(model, num_classes, &varmap, &Device::Cpu, Rng::new(0))?;
+    Ok(built.trainable().iter().map(|p| p.var.elem_count()).sum())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reference names and shapes from PyTorch (tests/reference/model_counts.py).
+    pub(crate) fn reference_keys(key: &str) -> Vec<(String, Vec<usize>)> {
+        let json: serde_json::Value =
+            serde_json::from_str(include_str!("../../tests/reference/model_counts.json")).unwrap();
+        serde_json::from_value(json[key].clone()).unwrap()
+    }
+
+    /// Our variables' names and shapes, next to the reference state_dict's
+    /// (which also lists `num_batches_tracked`, a counter orchard does not keep).
+    pub(crate) fn assert_same_names(varmap: &VarMap, reference: &str) {
+        let mut want: Vec<(String, Vec<usize>)> = reference_keys(reference)
+            .into_iter()
+            .filter(|(k, _)| !k.ends_with("num_batches_tracked"))
+            .collect();
+        let data = varmap.data().lock().unwrap();
+        let mut got: Vec<(String, Vec<usize>)> = data
+            .iter()
+            .map(|(k, v)| (k.clone(), v.dims().to_vec()))
+            .collect();
+        want.sort();
+        got.sort();
+        assert_eq!(got, want);
+    }
+
+    fn config(arch: &str) -> ModelConfig {
+        ModelConfig {
+            arch: arch.into(),
+            ..ModelConfig::default()
+        }
+    }
+
+    #[test]
+    fn toolbox_options_change_counts_as_in_fastai() {
+        // fastai 2.8.12, n_out=4 (tests/reference/model_counts.py):
+        // xresnet18 11,197,796; sa=True 11,201,893 (+ a 64x64 conv and gamma);
+        // act_cls=Mish unchanged. MaxBlurPool has no parameters.
+        let mut c = config("xresnet18");
+        assert_eq!(parameter_count(&c, 4).unwrap(), 11_197_796);
+        c.self_attention = true;
+        assert_eq!(parameter_count(&c, 4).unwrap(), 11_201_893);
+        c.activation = Activation::Mish;
+        c.maxblurpool = true;
+        assert_eq!(parameter_count(&c, 4).unwrap(), 11_201_893);
+        // xresnet50 with sa: the attention sits on 256 channels.
+        let mut c = config("xresnet50");
+        c.self_attention = true;
+        assert_eq!(parameter_count(&c, 4).unwrap(), 23_600_997);
+    }
+
+    #[test]
+    fn options_on_other_archs_are_refused_with_the_key() {
+        let mut c = config("resnet18");
+        c.activation = Activation::Mish;
+        let err = check_options(&c).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("model.activation"), "{err}");
+        let mut c = config("resnet34");
+        c.maxblurpool = true;
+        let err = build(&c, 4, &VarMap::new(), &Device::Cpu, Rng::new(0))
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("model.maxblurpool"), "{err}");
+        let err = build(
+            &config("resnet99"),
+            4,
+            &VarMap::new(),
+            &Device::Cpu,
+            Rng::new(0),
+        )
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("xresnet50"), "{err}");
+    }
+
+    #[test]
+    fn every_listed_arch_builds() {
+        for arch in ARCHS {
+            assert!(is_known(arch.name));
+            let model = build(
+                &config(arch.name),
+                2,
+                &VarMap::new(),
+                &Device::Cpu,
+                Rng::new(1),
+            )
+            .unwrap();
+            let x = Tensor::zeros((2, 3, 32, 32), candle_core::DType::F32, &Device::Cpu).unwrap();
+            assert_eq!(
+                model.forward_t(&x, false).unwrap().dims(),
+                [2, 2],
+                "{}",
+                arch.name
+            );
+        }
     }
 }

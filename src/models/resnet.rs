@@ -1,6 +1,9 @@
-//! ResNet-18 exactly as torchvision builds it, with torchvision's parameter
-//! names (`layer1.0.conv1.weight`, `layer2.0.downsample.1.running_mean`, ...)
-//! so that torchvision checkpoints map onto it one to one.
+//! ResNet-18, -34 and -50 exactly as torchvision builds them, with
+//! torchvision's parameter names (`layer1.0.conv1.weight`,
+//! `layer2.0.downsample.1.running_mean`, ...) so that torchvision checkpoints
+//! map onto them one to one. 18 and 34 stack BasicBlocks (two 3x3 convs), 50
+//! stacks Bottlenecks (1x1 -> 3x3 with the stride -> 1x1 widening 4x, the
+//! "v1.5" torchvision ships).
 //!
 //! candle-transformers' resnet runs BatchNorm in eval mode only, so orchard has
 //! its own: BatchNorm uses batch statistics while training and the running ones
@@ -17,23 +20,53 @@ use crate::train::params::{ParamBuilder, TrainParam};
 use candle_core::{Device, Module, ModuleT, Tensor};
 use candle_nn::{Linear, VarMap};
 
-/// Width of the four stages and their first block's stride.
+/// Width of the four stages (before a Bottleneck's 4x) and their first block's stride.
 const STAGES: [(usize, usize); 4] = [(64, 1), (128, 2), (256, 2), (512, 2)];
-/// BasicBlocks per stage in ResNet-18.
-const BLOCKS_PER_STAGE: usize = 2;
 
-pub struct ResNet18 {
+/// The torchvision ResNets orchard builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResNetDepth {
+    R18,
+    R34,
+    R50,
+}
+
+impl ResNetDepth {
+    /// Blocks per stage, as torchvision's `resnet18/34/50`.
+    fn blocks_per_stage(self) -> [usize; 4] {
+        match self {
+            ResNetDepth::R18 => [2, 2, 2, 2],
+            ResNetDepth::R34 | ResNetDepth::R50 => [3, 4, 6, 3],
+        }
+    }
+
+    /// How much a block widens its stage's width (torchvision's `expansion`).
+    fn expansion(self) -> usize {
+        match self {
+            ResNetDepth::R18 | ResNetDepth::R34 => 1,
+            ResNetDepth::R50 => 4,
+        }
+    }
+}
+
+pub struct ResNet {
     conv1: Conv2d,
     bn1: BatchNorm2d,
-    blocks: Vec<BasicBlock>,
+    blocks: Vec<Block>,
     fc: Linear,
     trainable: Vec<TrainParam>,
 }
 
-impl ResNet18 {
+impl ResNet {
     /// A freshly initialised network whose variables live in `varmap` (which
     /// should be empty). Initial weights are a function of `rng` alone.
-    pub fn new(num_classes: usize, varmap: &VarMap, device: &Device, rng: Rng) -> Result<Self> {
+    pub fn new(
+        depth: ResNetDepth,
+        num_classes: usize,
+        varmap: &VarMap,
+        device: &Device,
+        rng: Rng,
+    ) -> Result<Self> {
         // Training allocates many multi-MiB tensors per step: keep them in the
         // heap (idempotent; every program that trains a model gets it).
         tune_allocator();
@@ -42,16 +75,24 @@ impl ResNet18 {
         let bn1 = pb.batch_norm("bn1", 64)?;
         let mut blocks = Vec::new();
         let mut c_in = 64;
-        for (stage, (width, stride)) in STAGES.into_iter().enumerate() {
-            for i in 0..BLOCKS_PER_STAGE {
+        let expansion = depth.expansion();
+        for (stage, ((width, stride), count)) in
+            STAGES.into_iter().zip(depth.blocks_per_stage()).enumerate()
+        {
+            for i in 0..count {
                 let name = format!("layer{}.{i}", stage + 1);
                 let stride = if i == 0 { stride } else { 1 };
-                blocks.push(BasicBlock::new(&mut pb, &name, c_in, width, stride)?);
-                c_in = width;
+                let block = if expansion == 1 {
+                    Block::basic(&mut pb, &name, c_in, width, stride)?
+                } else {
+                    Block::bottleneck(&mut pb, &name, c_in, width, stride)?
+                };
+                blocks.push(block);
+                c_in = width * expansion;
             }
         }
         let fc = pb.linear("fc", c_in, num_classes)?;
-        Ok(ResNet18 {
+        Ok(ResNet {
             conv1,
             bn1,
             blocks,
@@ -61,7 +102,7 @@ impl ResNet18 {
     }
 }
 
-impl crate::models::Classifier for ResNet18 {
+impl crate::models::Classifier for ResNet {
     fn trainable(&self) -> &[TrainParam] {
         &self.trainable
     }
@@ -80,48 +121,96 @@ impl crate::models::Classifier for ResNet18 {
     }
 }
 
-struct BasicBlock {
-    conv1: Conv2d,
-    bn1: BatchNorm2d,
-    conv2: Conv2d,
-    bn2: BatchNorm2d,
+/// A residual block: conv + BN pairs (ReLU between them, none after the last),
+/// then ReLU(branch + identity).
+struct Block {
+    /// `conv1`/`bn1`, `conv2`/`bn2` (and `conv3`/`bn3` in a Bottleneck).
+    path: Vec<(Conv2d, BatchNorm2d)>,
     /// 1x1 conv + BN on the identity path when the shape changes.
     downsample: Option<(Conv2d, BatchNorm2d)>,
 }
 
-impl BasicBlock {
-    fn new(
+impl Block {
+    /// torchvision's BasicBlock: 3x3 (stride) -> 3x3.
+    fn basic(
+        pb: &mut ParamBuilder,
+        name: &str,
+        c_in: usize,
+        width: usize,
+        stride: usize,
+    ) -> Result<Self> {
+        // Creation order is torchvision's, so the Rng draws land on the same layers.
+        let path = vec![
+            Self::conv_bn(pb, name, 1, c_in, width, 3, stride)?,
+            Self::conv_bn(pb, name, 2, width, width, 3, 1)?,
+        ];
+        let downsample = Self::downsample(pb, name, c_in, width, stride)?;
+        Ok(Block { path, downsample })
+    }
+
+    /// torchvision's Bottleneck: 1x1 -> 3x3 (stride) -> 1x1 to 4x the width.
+    fn bottleneck(
+        pb: &mut ParamBuilder,
+        name: &str,
+        c_in: usize,
+        width: usize,
+        stride: usize,
+    ) -> Result<Self> {
+        let c_out = width * 4;
+        let path = vec![
+            Self::conv_bn(pb, name, 1, c_in, width, 1, 1)?,
+            Self::conv_bn(pb, name, 2, width, width, 3, stride)?,
+            Self::conv_bn(pb, name, 3, width, c_out, 1, 1)?,
+        ];
+        let downsample = Self::downsample(pb, name, c_in, c_out, stride)?;
+        Ok(Block { path, downsample })
+    }
+
+    /// `{name}.conv{i}` (padding keeps the size for odd kernels) and `{name}.bn{i}`.
+    fn conv_bn(
+        pb: &mut ParamBuilder,
+        name: &str,
+        i: usize,
+        c_in: usize,
+        c_out: usize,
+        kernel: usize,
+        stride: usize,
+    ) -> Result<(Conv2d, BatchNorm2d)> {
+        let conv = pb.conv2d(
+            &format!("{name}.conv{i}"),
+            c_in,
+            c_out,
+            kernel,
+            stride,
+            kernel / 2,
+        )?;
+        let bn = pb.batch_norm(&format!("{name}.bn{i}"), c_out)?;
+        Ok((conv, bn))
+    }
+
+    fn downsample(
         pb: &mut ParamBuilder,
         name: &str,
         c_in: usize,
         c_out: usize,
         stride: usize,
-    ) -> Result<Self> {
-        // Creation order is torchvision's, so the Rng draws land on the same layers.
-        let conv1 = pb.conv2d(&format!("{name}.conv1"), c_in, c_out, 3, stride, 1)?;
-        let bn1 = pb.batch_norm(&format!("{name}.bn1"), c_out)?;
-        let conv2 = pb.conv2d(&format!("{name}.conv2"), c_out, c_out, 3, 1, 1)?;
-        let bn2 = pb.batch_norm(&format!("{name}.bn2"), c_out)?;
-        let downsample = if stride != 1 || c_in != c_out {
-            Some((
-                pb.conv2d(&format!("{name}.downsample.0"), c_in, c_out, 1, stride, 0)?,
-                pb.batch_norm(&format!("{name}.downsample.1"), c_out)?,
-            ))
-        } else {
-            None
-        };
-        Ok(BasicBlock {
-            conv1,
-            bn1,
-            conv2,
-            bn2,
-            downsample,
-        })
+    ) -> Result<Option<(Conv2d, BatchNorm2d)>> {
+        if stride == 1 && c_in == c_out {
+            return Ok(None);
+        }
+        Ok(Some((
+            pb.conv2d(&format!("{name}.downsample.0"), c_in, c_out, 1, stride, 0)?,
+            pb.batch_norm(&format!("{name}.downsample.1"), c_out)?,
+        )))
     }
 
     fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        let out = self.bn1.forward_relu(&self.conv1.forward(x)?, train)?;
-        let out = self.bn2.forward_t(&self.conv2.forward(&out)?, train)?;
+        let (last, inner) = self.path.split_last().expect("a block has convolutions");
+        let mut out = x.clone();
+        for (conv, bn) in inner {
+            out = bn.forward_relu(&conv.forward(&out)?, train)?;
+        }
+        let out = last.1.forward_t(&last.0.forward(&out)?, train)?;
         let identity = match &self.downsample {
             Some((conv, bn)) => bn.forward_t(&conv.forward(x)?, train)?,
             None => x.clone(),
@@ -136,9 +225,13 @@ mod tests {
     use crate::models::Classifier;
     use candle_core::DType;
 
-    fn build(num_classes: usize, seed: u64) -> (ResNet18, VarMap) {
+    fn build(num_classes: usize, seed: u64) -> (ResNet, VarMap) {
+        build_depth(ResNetDepth::R18, num_classes, seed)
+    }
+
+    fn build_depth(depth: ResNetDepth, num_classes: usize, seed: u64) -> (ResNet, VarMap) {
         let varmap = VarMap::new();
-        let model = ResNet18::new(num_classes, &varmap, &Device::Cpu, Rng::new(seed)).unwrap();
+        let model = ResNet::new(depth, num_classes, &varmap, &Device::Cpu, Rng::new(seed)).unwrap();
         (model, varmap)
     }
 
@@ -246,5 +339,38 @@ mod tests {
             before,
             "training mode updates running stats"
         );
+    }
+
+    #[test]
+    fn resnet34_and_50_match_torchvision() {
+        // torchvision 0.29.2 (tests/reference/model_counts.py): 1000 classes
+        // 21,797,672 and 25,557,032; 4 classes 21,286,724 and 23,516,228.
+        for (depth, reference, want) in [
+            (ResNetDepth::R34, "resnet34_keys", 21_286_724),
+            (ResNetDepth::R50, "resnet50_keys", 23_516_228),
+        ] {
+            let (model, varmap) = build_depth(depth, 4, 3);
+            crate::models::tests::assert_same_names(&varmap, reference);
+            let params: usize = model.trainable().iter().map(|p| p.var.elem_count()).sum();
+            assert_eq!(params, want, "{depth:?}");
+        }
+        let (model, _) = build_depth(ResNetDepth::R34, 1000, 3);
+        let params: usize = model.trainable().iter().map(|p| p.var.elem_count()).sum();
+        assert_eq!(params, 21_797_672);
+        let (model, varmap) = build_depth(ResNetDepth::R50, 1000, 3);
+        let params: usize = model.trainable().iter().map(|p| p.var.elem_count()).sum();
+        assert_eq!(params, 25_557_032);
+        // Bottleneck 1x1 convs are initialised as every conv: kaiming fan_out.
+        let w: Vec<f32> = varmap.data().lock().unwrap()["layer3.2.conv3.weight"]
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let std = (w.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / w.len() as f64).sqrt();
+        let want = (2.0 / 1024.0f64).sqrt();
+        assert!((std / want - 1.0).abs() < 0.02, "{std} vs {want}");
+        let x = Tensor::zeros((2, 3, 32, 32), DType::F32, &Device::Cpu).unwrap();
+        assert_eq!(model.forward_t(&x, true).unwrap().dims(), [2, 1000]);
     }
 }

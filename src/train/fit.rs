@@ -189,7 +189,7 @@ pub fn fit_fold(
     let fold_seed = Rng::derived(t.seed, FOLD_SEED_STREAM + fold as u64).next_u64();
     let varmap = VarMap::new();
     let model = models::build(
-        &cfg.model.arch,
+        &cfg.model,
         data.num_classes,
         &varmap,
         &device,

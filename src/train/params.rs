@@ -86,9 +86,18 @@ impl<'a> ParamBuilder<'a> {
     /// `forward_t(x, true)` uses batch statistics and updates the running ones
     /// with momentum 0.1 and the unbiased variance, as PyTorch does.
     pub fn batch_norm(&mut self, name: &str, channels: usize) -> Result<BatchNorm2d> {
+        self.batch_norm_with_weight(name, channels, 1.0)
+    }
+
+    fn batch_norm_with_weight(
+        &mut self,
+        name: &str,
+        channels: usize,
+        scale: f32,
+    ) -> Result<BatchNorm2d> {
         let weight = self.add(
             &format!("{name}.weight"),
-            vec![1.0; channels],
+            vec![scale; channels],
             &[channels],
             Kind::NotDecayed,
         )?;
@@ -135,6 +144,77 @@ impl<'a> ParamBuilder<'a> {
             .collect();
         let bias = self.add(&format!("{name}.bias"), b, &[c_out], Kind::NotDecayed)?;
         Ok(Linear::new(weight, Some(bias)))
+    }
+
+    /// A bias-free convolution initialised as fastai's `init_cnn` does:
+    /// `kaiming_normal_` with its defaults (fan_in, ReLU gain), std = sqrt(2 / fan_in).
+    pub fn conv2d_fan_in(
+        &mut self,
+        name: &str,
+        c_in: usize,
+        c_out: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    ) -> Result<Conv2d> {
+        let shape = [c_out, c_in, kernel, kernel];
+        let weight = self.kaiming_normal_fan_in(&format!("{name}.weight"), &shape)?;
+        Ok(Conv2d {
+            weight,
+            bias: None,
+            padding,
+            stride,
+            dilation: 1,
+            groups: 1,
+        })
+    }
+
+    /// A trainable weight of `shape` drawn from `kaiming_normal_` (fan_in mode,
+    /// ReLU gain): normal with std sqrt(2 / fan_in), fan_in = numel / shape[0].
+    pub fn kaiming_normal_fan_in(&mut self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        let numel: usize = shape.iter().product();
+        let std = (2.0 / (numel / shape[0]) as f64).sqrt();
+        let values = (0..numel)
+            .map(|_| (self.rng.normal() * std) as f32)
+            .collect();
+        self.add(name, values, shape, Kind::Decayed)
+    }
+
+    /// A BatchNorm2d whose weight starts at 0 instead of 1 (fastai's
+    /// `NormType.BatchZero`): a residual branch that starts as the identity.
+    pub fn batch_norm_zero(&mut self, name: &str, channels: usize) -> Result<BatchNorm2d> {
+        self.batch_norm_with_weight(name, channels, 0.0)
+    }
+
+    /// A linear layer initialised as fastai's `init_cnn`: weight from
+    /// `kaiming_normal_` (fan_in), bias 0.
+    pub fn linear_fan_in(&mut self, name: &str, c_in: usize, c_out: usize) -> Result<Linear> {
+        let weight = self.kaiming_normal_fan_in(&format!("{name}.weight"), &[c_out, c_in])?;
+        let bias = self.add(
+            &format!("{name}.bias"),
+            vec![0.0; c_out],
+            &[c_out],
+            Kind::NotDecayed,
+        )?;
+        Ok(Linear::new(weight, Some(bias)))
+    }
+
+    /// A trainable tensor with given values that is weight-decayed (a layer's
+    /// scale such as SimpleSelfAttention's `gamma` is, in fastai).
+    pub fn decayed(&mut self, name: &str, values: Vec<f32>, shape: &[usize]) -> Result<Tensor> {
+        self.add(name, values, shape, Kind::Decayed)
+    }
+
+    /// A buffer (saved, never trained) with given values, as a variable the
+    /// layer may update in place, shared with the `VarMap`.
+    pub fn buffer(&mut self, name: &str, values: Vec<f32>, shape: &[usize]) -> Result<Var> {
+        let t = self.add(name, values, shape, Kind::Buffer)?;
+        Ok(Var::from_tensor(&t)?)
+    }
+
+    /// `n` standard-normal draws from this builder's `Rng`.
+    pub fn normals(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.rng.normal() as f32).collect()
     }
 
     fn add(&mut self, name: &str, values: Vec<f32>, shape: &[usize], kind: Kind) -> Result<Tensor> {

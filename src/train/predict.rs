@@ -124,13 +124,7 @@ pub fn predict_run(
         };
         let set = &*set;
         let varmap = VarMap::new();
-        let model = models::build(
-            &cfg.model.arch,
-            classes.len(),
-            &varmap,
-            &device,
-            Rng::new(0),
-        )?;
+        let model = models::build(&cfg.model, classes.len(), &varmap, &device, Rng::new(0))?;
         let ckpt = checkpoint::load(&checkpoint::fold_path(run_dir, *fold), &device)?
             .ok_or_else(|| Error::Internal(format!("fold {fold}'s checkpoint disappeared")))?;
         checkpoint::restore_model(&varmap, &ckpt.model)?;
