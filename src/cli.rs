@@ -234,9 +234,13 @@ pub struct TrainArgs {
     /// config.toml and folds.csv (no other training flags allowed).
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = [
         "config", "data", "images", "task", "run_dir", "epochs", "size", "bs", "lr",
-        "seed", "k", "fold", "limit", "oversample", "undersample",
+        "seed", "k", "fold", "limit", "oversample", "undersample", "pretrained",
     ])]
     pub resume: Option<PathBuf>,
+    /// Pretrained weights (safetensors or zip .pth) for the body of model.arch;
+    /// its classifier is replaced by fastai's head [default: the config's model.pretrained].
+    #[arg(long, value_name = "FILE")]
+    pub pretrained: Option<PathBuf>,
     #[arg(long)]
     pub epochs: Option<usize>,
     /// Square image side in pixels.

@@ -6,7 +6,14 @@
 //! trainable ones for the optimiser. `ARCHS` lists what exists, for
 //! `orchard models` and for the config's validation.
 
+pub mod dropout;
+pub mod efficientnet;
+pub mod head;
 pub mod resnet;
+pub mod transfer;
+pub mod weights;
+
+pub use transfer::{HeadKind, TransferGroups, build_configured};
 
 use crate::error::{Error, Result};
 use crate::rng::Rng;
@@ -20,6 +27,14 @@ pub trait Classifier: Send {
     fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor>;
     /// Every parameter the optimiser updates (running statistics excluded).
     fn trainable(&self) -> &[TrainParam];
+    /// The training step the next `forward_t(x, true)` belongs to: random
+    /// layers (dropout) draw from it, so a resumed run draws as an uninterrupted one.
+    fn begin_step(&self, _step: usize) {}
+    /// fastai's body / head parameter groups, for a pretrained body with a new
+    /// head (freezing, discriminative learning rates); None otherwise.
+    fn transfer_groups(&self) -> Option<&TransferGroups> {
+        None
+    }
 }
 
 /// One architecture `build` knows.
@@ -32,10 +47,16 @@ pub struct ArchInfo {
 }
 
 /// Every architecture, in the order `orchard models` lists them.
-pub const ARCHS: &[ArchInfo] = &[ArchInfo {
-    name: "resnet18",
-    about: "torchvision ResNet-18 (parameter names as torchvision)",
-}];
+pub const ARCHS: &[ArchInfo] = &[
+    ArchInfo {
+        name: "resnet18",
+        about: "torchvision ResNet-18 (parameter names as torchvision)",
+    },
+    ArchInfo {
+        name: "efficientnet_lite0",
+        about: "EfficientNet-Lite0 (names as lukemelas' EfficientNet-PyTorch); --pretrained takes ImageNet weights",
+    },
+];
 
 /// Whether `arch` names an architecture `build` knows.
 pub fn is_known(arch: &str) -> bool {
@@ -54,6 +75,13 @@ pub fn build(
     match arch {
         "resnet18" => Ok(Box::new(resnet::ResNet18::new(
             num_classes,
+            varmap,
+            device,
+            rng,
+        )?)),
+        "efficientnet_lite0" => Ok(Box::new(efficientnet::EfficientNetLite0::new(
+            num_classes,
+            HeadKind::Own,
             varmap,
             device,
             rng,

@@ -109,12 +109,14 @@ pub fn predict_run(
     let mut sum = vec![vec![0f32; classes.len()]; images.len()];
     for (fold, progress) in &present {
         let varmap = VarMap::new();
-        let model = models::build(
-            &cfg.model.arch,
+        // The checkpoint sets every variable: the pretrained file is not read.
+        let model = models::build_configured(
+            &cfg.model,
             classes.len(),
             &varmap,
             &device,
             Rng::new(0),
+            false,
         )?;
         let ckpt = checkpoint::load(&checkpoint::fold_path(run_dir, *fold), &device)?
             .ok_or_else(|| Error::Internal(format!("fold {fold}'s checkpoint disappeared")))?;
