@@ -244,9 +244,13 @@ pub struct TrainArgs {
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = [
         "config", "data", "images", "task", "run_dir", "epochs", "size", "bs", "lr",
         "seed", "k", "fold", "limit", "oversample", "undersample", "arch", "activation",
-        "self_attention", "maxblurpool",
+        "self_attention", "maxblurpool", "pretrained",
     ])]
     pub resume: Option<PathBuf>,
+    /// Pretrained weights (safetensors or zip .pth) for the body of model.arch;
+    /// its classifier is replaced by fastai's head [default: the config's model.pretrained].
+    #[arg(long, value_name = "FILE")]
+    pub pretrained: Option<PathBuf>,
     #[arg(long)]
     pub epochs: Option<usize>,
     /// Square image side in pixels.

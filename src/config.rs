@@ -194,9 +194,22 @@ impl OptimizerChoice {
     }
 }
 
+/// How a fold trains (`training.recipe`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Recipe {
+    /// fastai's `fit_one_cycle` / `fit_flat_cos` on every parameter.
+    #[default]
+    Fit,
+    /// fastai's `Learner.fine_tune`: `freeze_epochs` with the pretrained body
+    /// frozen, then the rest unfrozen with discriminative learning rates.
+    FineTune,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainingConfig {
+    /// Epochs per fold (with `recipe = fine-tune`, the frozen ones included).
     pub epochs: usize,
     /// Square image side in pixels (of the first epochs, when `size_schedule` grows it).
     pub size: u32,
@@ -240,15 +253,23 @@ pub struct TrainingConfig {
     pub seed: u64,
     /// `cpu`, `cuda:N` or `auto`.
     pub device: String,
+    pub recipe: Recipe,
+    /// fine-tune: the first epochs, trained with the body frozen (fastai: 1).
+    pub freeze_epochs: usize,
+    /// fine-tune: the body's lr is the head's / lr_mult once unfrozen (fastai: 100).
+    pub lr_mult: f64,
+    /// fine-tune: the unfrozen cycle starts at lr / fine_tune_div (fastai's fine_tune div: 5).
+    pub fine_tune_div: f64,
 }
 
 impl TrainingConfig {
     /// `pct_start`, or fastai's default for the policy: `fit_one_cycle` 0.25,
     /// `fit_flat_cos` 0.75.
     pub fn pct_start(&self) -> f64 {
-        self.pct_start.unwrap_or(match self.policy {
-            SchedulePolicy::OneCycle => 0.25,
-            SchedulePolicy::FlatCos => 0.75,
+        self.pct_start.unwrap_or(match (self.recipe, self.policy) {
+            (Recipe::FineTune, _) => 0.3,
+            (Recipe::Fit, SchedulePolicy::OneCycle) => 0.25,
+            (Recipe::Fit, SchedulePolicy::FlatCos) => 0.75,
         })
     }
 
@@ -295,6 +316,10 @@ impl Default for TrainingConfig {
             label_smoothing: 0.0,
             seed: 42,
             device: "cpu".into(),
+            recipe: Recipe::Fit,
+            freeze_epochs: 1,
+            lr_mult: 100.0,
+            fine_tune_div: 5.0,
         }
     }
 }
@@ -327,6 +352,9 @@ pub enum NormStats {
     Imagenet,
     /// The training images' own per-channel mean/std (`orchard stats`).
     Dataset,
+    /// (x - 127) / 128 on 0..255 pixels: what EfficientNet-Lite's TF Lite
+    /// weights were trained with.
+    Tflite,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -534,12 +562,12 @@ const KEY_DOCS: &[(&str, &str, &str)] = &[
     (
         "model",
         "arch",
-        "architecture: resnet18 | resnet34 | resnet50 | xresnet18 | xresnet34 | xresnet50 (`orchard models` lists them all)",
+        "architecture: resnet18 | resnet34 | resnet50 | xresnet18 | xresnet34 | xresnet50 | efficientnet_lite0 (`orchard models` lists them all)",
     ),
     (
         "model",
         "pretrained",
-        "weights to start from (safetensors or .pth)",
+        "weights file (safetensors or zip .pth) for the body, its classifier skipped; adds fastai's head (vision_learner). efficientnet_lite0 only; absent = from scratch",
     ),
     (
         "model",
@@ -657,6 +685,26 @@ const KEY_DOCS: &[(&str, &str, &str)] = &[
     ),
     ("training", "device", "cpu | cuda:N | auto"),
     (
+        "training",
+        "recipe",
+        "fit (one cycle on everything) | fine-tune (fastai's fine_tune: freeze_epochs with the body frozen at lr, then unfrozen at lr/2 for the head and lr/2/lr_mult for the body; needs model.pretrained and one-cycle)",
+    ),
+    (
+        "training",
+        "freeze_epochs",
+        "fine-tune: how many of the epochs train with the body frozen (its BatchNorm still trains); fastai: 1",
+    ),
+    (
+        "training",
+        "lr_mult",
+        "fine-tune: the unfrozen body's lr is the head's divided by this (fastai: 100)",
+    ),
+    (
+        "training",
+        "fine_tune_div",
+        "fine-tune: the unfrozen cycle starts at lr / fine_tune_div (fastai's fine_tune div: 5); training.div is the frozen cycle's",
+    ),
+    (
         "augmentation",
         "resize",
         "squish | crop | pad (fastai Resize method) | random-resized-crop",
@@ -684,7 +732,7 @@ const KEY_DOCS: &[(&str, &str, &str)] = &[
     (
         "augmentation",
         "normalize",
-        "imagenet | dataset (the training images' own mean/std)",
+        "imagenet | dataset (the training images' own mean/std) | tflite ((x - 127) / 128, for the pretrained efficientnet_lite0)",
     ),
     (
         "augmentation",
@@ -901,6 +949,7 @@ impl RunConfig {
         if !(0.0..1.0).contains(&t.pct_start()) {
             return bad("training.pct_start", "must be in [0, 1)");
         }
+        self.validate_recipe()?;
         if t.div <= 0.0 || t.div_final <= 0.0 {
             return bad("training.div / training.div_final", "must be positive");
         }
@@ -1079,6 +1128,56 @@ impl RunConfig {
         Ok(())
     }
 
+    /// fine-tune's keys and the combinations it cannot run with.
+    fn validate_recipe(&self) -> Result<()> {
+        let t = &self.training;
+        let bad = |key: &str, why: String, fix: &str| {
+            Err(Error::input(format!("config key {key}: {why}\nfix: {fix}")))
+        };
+        if t.recipe == Recipe::Fit {
+            return Ok(());
+        }
+        if self.model.pretrained.is_none() {
+            return bad(
+                "training.recipe",
+                "is \"fine-tune\", which freezes a pretrained body, but model.pretrained is not set".into(),
+                "set model.pretrained (or --pretrained FILE), or use recipe = \"fit\"",
+            );
+        }
+        if t.policy != SchedulePolicy::OneCycle {
+            return bad(
+                "training.policy",
+                "is \"flat-cos\", but fine-tune runs fastai's two one-cycle schedules".into(),
+                "remove training.policy (or set \"one-cycle\"), or use recipe = \"fit\"",
+            );
+        }
+        if t.freeze_epochs >= t.epochs {
+            return bad(
+                "training.freeze_epochs",
+                format!(
+                    "is {}, but training.epochs is {}: fine-tune needs at least one unfrozen epoch after the frozen ones",
+                    t.freeze_epochs, t.epochs
+                ),
+                "raise training.epochs above freeze_epochs (fastai's fine_tune(n) runs freeze_epochs + n epochs)",
+            );
+        }
+        if !(t.lr_mult.is_finite() && t.lr_mult >= 1.0) {
+            return bad(
+                "training.lr_mult",
+                format!("is {}, expected a number >= 1", t.lr_mult),
+                "use fastai's 100, or 1 for one lr everywhere",
+            );
+        }
+        if !(t.fine_tune_div.is_finite() && t.fine_tune_div > 0.0) {
+            return bad(
+                "training.fine_tune_div",
+                format!("is {}, expected a number > 0", t.fine_tune_div),
+                "use fastai's 5",
+            );
+        }
+        Ok(())
+    }
+
     /// Refuse settings whose feature is not built yet, instead of silently
     /// training without it.
     pub fn check_supported(&self) -> Result<()> {
@@ -1098,11 +1197,16 @@ impl RunConfig {
                 ),
             );
         }
-        if let Some(p) = &self.model.pretrained {
+        if self.model.pretrained.is_some()
+            && !crate::models::transfer::PRETRAINED_ARCHS.contains(&self.model.arch.as_str())
+        {
             return not_yet(
-                "model.pretrained",
-                &format!("{:?}", p.display().to_string()),
-                "remove the key (training starts from scratch)",
+                "model.pretrained with model.arch",
+                &format!("{:?}", self.model.arch),
+                &format!(
+                    "use model.arch = one of {} for pretrained weights, or remove model.pretrained",
+                    crate::models::transfer::PRETRAINED_ARCHS.join(", ")
+                ),
             );
         }
         if self.data.on_corrupt == OnCorrupt::Skip {

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Normalization {
-    /// "imagenet" or "dataset".
+    /// "imagenet", "dataset" or "tflite".
     pub source: String,
     pub mean: [f32; 3],
     pub std: [f32; 3],
@@ -67,6 +67,11 @@ impl Normalization {
         match stats {
             NormStats::Imagenet => Ok(Self::imagenet()),
             NormStats::Dataset => Self::from_images(images),
+            NormStats::Tflite => Ok(Normalization {
+                source: "tflite".into(),
+                mean: [127.0 / 255.0; 3],
+                std: [128.0 / 255.0; 3],
+            }),
         }
     }
 

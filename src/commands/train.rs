@@ -35,6 +35,18 @@ pub fn resolve_config(args: &TrainArgs) -> Result<RunConfig> {
             crate::data::TaskType::MultiLabel => TaskChoice::MultiLabel,
         };
     }
+    if let Some(p) = &args.pretrained {
+        cfg.model.pretrained = Some(p.clone());
+    }
+    // Checked before the run directory exists, so a typo leaves nothing behind.
+    if let Some(p) = &cfg.model.pretrained
+        && !p.is_file()
+    {
+        return Err(Error::input(format!(
+            "{}: no such weights file (model.pretrained / --pretrained)\nfix: give the path of a .safetensors or .pth file",
+            p.display()
+        )));
+    }
     let t = &mut cfg.training;
     if let Some(v) = args.epochs {
         t.epochs = v;

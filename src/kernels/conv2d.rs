@@ -12,7 +12,10 @@
 //! planes are tiny (4x4 at 128 px), from running thin, slow matrix products.
 //! The GEMMs are multi-threaded by the `gemm` crate (the one candle uses);
 //! unfolding and folding are multi-threaded over rows/planes with rayon. With
-//! many groups (depthwise), groups run in parallel instead.
+//! many groups, groups run in parallel instead; depthwise convolutions (one
+//! channel per group) skip im2col altogether (`depthwise`).
+
+mod depthwise;
 
 use crate::kernels::float::{Float, SendPtr, dispatch2, dispatch3, with_scratch};
 use candle_core::{CustomOp2, CustomOp3, Layout, Shape, Tensor, bail};
@@ -383,6 +386,9 @@ fn for_each_group(groups: usize, f: impl Fn(usize, Parallelism) + Sync) {
 }
 
 fn forward<T: Float>(g: &Geometry, x: &[T], w: &[T]) -> Vec<T> {
+    if depthwise::applies(g) {
+        return depthwise::forward(g, x, w);
+    }
     let p = g.plane();
     let mut y = vec![T::ZERO; g.n * g.o * p];
     if y.is_empty() {
@@ -427,6 +433,9 @@ fn forward<T: Float>(g: &Geometry, x: &[T], w: &[T]) -> Vec<T> {
 
 /// The input gradient followed by the weight gradient, in one buffer.
 fn backward<T: Float>(g: &Geometry, x: &[T], w: &[T], gy: &[T]) -> Vec<T> {
+    if depthwise::applies(g) {
+        return depthwise::backward(g, x, w, gy);
+    }
     let p = g.plane();
     let mut both = vec![T::ZERO; x.len() + w.len()];
     if g.n * p == 0 {

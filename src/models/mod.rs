@@ -6,9 +6,16 @@
 //! exposes the trainable ones for the optimiser. `ARCHS` lists what exists, for
 //! `orchard models` and for the config's validation.
 
+pub mod dropout;
+pub mod efficientnet;
+pub mod head;
 pub mod layers;
 pub mod resnet;
+pub mod transfer;
+pub mod weights;
 pub mod xresnet;
+
+pub use transfer::{HeadKind, TransferGroups, build_configured};
 
 use crate::config::{Activation, ModelConfig};
 use crate::error::{Error, Result};
@@ -25,6 +32,14 @@ pub trait Classifier: Send {
     fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor>;
     /// Every parameter the optimiser updates (running statistics excluded).
     fn trainable(&self) -> &[TrainParam];
+    /// The training step the next `forward_t(x, true)` belongs to: random
+    /// layers (dropout) draw from it, so a resumed run draws as an uninterrupted one.
+    fn begin_step(&self, _step: usize) {}
+    /// fastai's body / head parameter groups, for a pretrained body with a new
+    /// head (freezing, discriminative learning rates); None otherwise.
+    fn transfer_groups(&self) -> Option<&TransferGroups> {
+        None
+    }
 }
 
 /// One architecture `build` knows.
@@ -69,6 +84,11 @@ pub const ARCHS: &[ArchInfo] = &[
         name: "xresnet50",
         about: "fastai xresnet50 (Bag of Tricks); mish, self_attention, maxblurpool",
         weights: "fastai xresnet50 state_dict",
+    },
+    ArchInfo {
+        name: "efficientnet_lite0",
+        about: "EfficientNet-Lite0; --pretrained takes ImageNet weights (fastai head, fine-tune)",
+        weights: "../shared/weights/efficientnet_lite0.safetensors (names as lukemelas' EfficientNet-PyTorch)",
     },
 ];
 
@@ -156,6 +176,13 @@ pub fn build(
                 rng,
             )?))
         }
+        "efficientnet_lite0" => Ok(Box::new(efficientnet::EfficientNetLite0::new(
+            num_classes,
+            HeadKind::Own,
+            varmap,
+            device,
+            rng,
+        )?)),
         other => Err(Error::input(format!(
             "unknown architecture {other:?}\nfix: use one of {}",
             ARCHS.iter().map(|a| a.name).collect::<Vec<_>>().join(", ")

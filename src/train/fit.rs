@@ -6,7 +6,7 @@
 //! event means (log line, dashboard update) and when to pause or stop.
 
 use crate::augment::{Normalization, Pipeline, batch_seed, load_set_at, training_loss};
-use crate::config::{RunConfig, SchedulePolicy, TrainingConfig};
+use crate::config::{Recipe, RunConfig, SchedulePolicy, TrainingConfig};
 use crate::error::{Error, Result};
 use crate::models::{self, Classifier};
 use crate::rng::Rng;
@@ -14,8 +14,9 @@ use crate::run::Event;
 use crate::train::batches::{ImageSet, training_batches, validation_batches};
 use crate::train::checkpoint::{self, Checkpoint, Progress};
 use crate::train::clip::clip_grad_norm;
+use crate::train::fine_tune::TrainingPlan;
 use crate::train::metrics;
-use crate::train::optim::{OptimSettings, Optimizer, StepHypers};
+use crate::train::optim::{OptimSettings, StepHypers};
 use crate::train::plc::{self, ThetaScheduler};
 use crate::train::resizing::{SizeDecision, SizePlan};
 use crate::train::schedule::{flat_cos, one_cycle};
@@ -92,6 +93,9 @@ pub struct FitResult {
 
 /// The (lr, beta1) of every step of a fold, for the loop and for the dashboard.
 pub fn planned_schedule(cfg: &TrainingConfig, steps_per_epoch: usize) -> Vec<(f64, f64)> {
+    if cfg.recipe == Recipe::FineTune {
+        return TrainingPlan::new(cfg, steps_per_epoch, Vec::new).schedule;
+    }
     let n = cfg.epochs * steps_per_epoch;
     match cfg.policy {
         SchedulePolicy::OneCycle => {
@@ -188,16 +192,21 @@ pub fn fit_fold(
     // Each fold gets its own initial weights and batch order, all from one seed.
     let fold_seed = Rng::derived(t.seed, FOLD_SEED_STREAM + fold as u64).next_u64();
     let varmap = VarMap::new();
-    let model = models::build(
+    // A resumed fold gets every variable from its checkpoint: no weights file to read.
+    let model = models::build_configured(
         &cfg.model,
         data.num_classes,
         &varmap,
         &device,
         Rng::derived(fold_seed, INIT_STREAM),
+        resume.is_none(),
     )?;
-    let mut opt = Optimizer::new(model.trainable().to_vec(), OptimSettings::from_config(t))?;
     let steps = steps_per_epoch(train_set.len(), t.batch_size);
-    let schedule = planned_schedule(t, steps);
+    let plan = TrainingPlan::new(t, steps, || planned_schedule(t, steps));
+    let settings = OptimSettings::from_config(t);
+    let first_step = resume.as_ref().map_or(0, |c| c.progress.steps_done);
+    let mut opt = plan.optimizer_at(first_step, model.as_ref(), settings)?;
+    let schedule = &plan.schedule;
 
     let mut step = 0;
     let mut result = FitResult {
@@ -212,8 +221,11 @@ pub fn fit_fold(
     };
     if let Some(c) = resume {
         checkpoint::restore_model(&varmap, &c.model)?;
-        // The state carries its own step counts (fastai's per-parameter `step`).
-        opt.load_state_tensors(&c.optimizer)?;
+        // The state carries its own step counts (fastai's per-parameter `step`);
+        // at a phase start (unfreezing) fastai clears it.
+        if plan.keeps_state_at(c.progress.steps_done) {
+            opt.load_state_tensors(&c.optimizer)?;
+        }
         step = c.progress.steps_done;
         result.train_loss = c.progress.train_loss;
         result.valid_loss = c.progress.valid_loss;
@@ -262,6 +274,10 @@ pub fn fit_fold(
             let (lr, mom) = *schedule
                 .get(step)
                 .ok_or_else(|| Error::Internal(format!("step {step} is past the schedule")))?;
+            if let Some(fresh) = plan.optimizer_starting_at(step, model.as_ref(), settings)? {
+                opt = fresh;
+            }
+            model.begin_step(step);
             let seed = batch_seed(fold_seed, epoch, b);
             let xb = pipeline.train_batch(&train_set, &batch, seed, &device)?;
             let logits = model.forward_t(&xb.x, true)?;

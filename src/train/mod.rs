@@ -7,6 +7,7 @@
 pub mod batches;
 pub mod checkpoint;
 pub mod clip;
+pub mod fine_tune;
 pub mod fit;
 pub mod loss;
 pub mod metrics;

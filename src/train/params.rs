@@ -33,6 +33,7 @@ pub struct ParamBuilder<'a> {
     device: Device,
     rng: Rng,
     trainable: Vec<TrainParam>,
+    norms: Vec<String>,
 }
 
 impl<'a> ParamBuilder<'a> {
@@ -42,12 +43,35 @@ impl<'a> ParamBuilder<'a> {
             device: device.clone(),
             rng,
             trainable: Vec::new(),
+            norms: Vec::new(),
         }
     }
 
     /// The trainable parameters added so far, in creation order.
     pub fn into_trainable(self) -> Vec<TrainParam> {
         self.trainable
+    }
+
+    /// The names of the norm layers' weights and biases added so far: fastai
+    /// keeps these training while the rest of a frozen body is fixed (`train_bn`).
+    pub fn norm_names(&self) -> &[String] {
+        &self.norms
+    }
+
+    /// A bias-free linear layer initialised as fastai's heads are:
+    /// `kaiming_normal_` (fan_in, ReLU gain), std = sqrt(2 / c_in).
+    pub fn linear_kaiming_no_bias(
+        &mut self,
+        name: &str,
+        c_in: usize,
+        c_out: usize,
+    ) -> Result<Linear> {
+        let std = (2.0 / c_in as f64).sqrt();
+        let w = (0..c_out * c_in)
+            .map(|_| (self.rng.normal() * std) as f32)
+            .collect();
+        let weight = self.add(&format!("{name}.weight"), w, &[c_out, c_in], Kind::Decayed)?;
+        Ok(Linear::new(weight, None))
     }
 
     /// A bias-free convolution initialised as torchvision's ResNet does:
@@ -86,14 +110,40 @@ impl<'a> ParamBuilder<'a> {
     /// `forward_t(x, true)` uses batch statistics and updates the running ones
     /// with momentum 0.1 and the unbiased variance, as PyTorch does.
     pub fn batch_norm(&mut self, name: &str, channels: usize) -> Result<BatchNorm2d> {
-        self.batch_norm_with_weight(name, channels, 1.0)
+        self.batch_norm_with(name, channels, BN_EPS, 0.0)
     }
 
+    /// A batch norm as `batch_norm` whose weight starts at `scale` (fastai's
+    /// `BatchZero` starts a block's last norm at 0).
     fn batch_norm_with_weight(
         &mut self,
         name: &str,
         channels: usize,
         scale: f32,
+    ) -> Result<BatchNorm2d> {
+        self.batch_norm_init(name, channels, BN_EPS, scale, 0.0)
+    }
+
+    /// A batch norm as `batch_norm` with its own `eps` and initial bias
+    /// (fastai's heads start their norm biases at 1e-3). Its weight and bias
+    /// are recorded as norm parameters (see `norm_names`).
+    pub fn batch_norm_with(
+        &mut self,
+        name: &str,
+        channels: usize,
+        eps: f64,
+        bias_init: f32,
+    ) -> Result<BatchNorm2d> {
+        self.batch_norm_init(name, channels, eps, 1.0, bias_init)
+    }
+
+    fn batch_norm_init(
+        &mut self,
+        name: &str,
+        channels: usize,
+        eps: f64,
+        scale: f32,
+        bias_init: f32,
     ) -> Result<BatchNorm2d> {
         let weight = self.add(
             &format!("{name}.weight"),
@@ -103,10 +153,12 @@ impl<'a> ParamBuilder<'a> {
         )?;
         let bias = self.add(
             &format!("{name}.bias"),
-            vec![0.0; channels],
+            vec![bias_init; channels],
             &[channels],
             Kind::NotDecayed,
         )?;
+        self.norms.push(format!("{name}.weight"));
+        self.norms.push(format!("{name}.bias"));
         let mean = self.add(
             &format!("{name}.running_mean"),
             vec![0.0; channels],
@@ -126,7 +178,7 @@ impl<'a> ParamBuilder<'a> {
             bias,
             running_mean: Var::from_tensor(&mean)?,
             running_var: Var::from_tensor(&var)?,
-            eps: BN_EPS,
+            eps,
             momentum: BN_MOMENTUM,
         })
     }

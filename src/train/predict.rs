@@ -124,7 +124,15 @@ pub fn predict_run(
         };
         let set = &*set;
         let varmap = VarMap::new();
-        let model = models::build(&cfg.model, classes.len(), &varmap, &device, Rng::new(0))?;
+        // The checkpoint sets every variable: the pretrained file is not read.
+        let model = models::build_configured(
+            &cfg.model,
+            classes.len(),
+            &varmap,
+            &device,
+            Rng::new(0),
+            false,
+        )?;
         let ckpt = checkpoint::load(&checkpoint::fold_path(run_dir, *fold), &device)?
             .ok_or_else(|| Error::Internal(format!("fold {fold}'s checkpoint disappeared")))?;
         checkpoint::restore_model(&varmap, &ckpt.model)?;

@@ -256,6 +256,11 @@ impl Optimizer {
         &self.settings
     }
 
+    /// The names of the parameters this optimiser steps, first group first.
+    pub fn param_names(&self) -> Vec<&str> {
+        self.slots.iter().map(|s| s.param.name.as_str()).collect()
+    }
+
     /// Steps taken so far (by the parameters that had a gradient every step).
     pub fn steps(&self) -> u64 {
         self.slots.iter().map(|s| s.step).max().unwrap_or(0)
