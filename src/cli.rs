@@ -35,6 +35,22 @@ pub enum Cmd {
     ShowBatch(ShowBatchArgs),
     /// Save a grid of N augmented versions of one image (PNG).
     AugmentPreview(AugmentPreviewArgs),
+    /// Watch and steer a run another process is running (or look at a finished
+    /// one); leaving never stops the run.
+    Attach(AttachArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AttachArgs {
+    /// The run directory (`orchard train --detach` prints it).
+    #[arg(value_name = "RUN_DIR")]
+    pub run_dir: PathBuf,
+    /// The dashboard's colours [default: the run's dashboard.theme].
+    #[arg(long, value_name = "NAME|PATH")]
+    pub theme: Option<String>,
+    /// A keymap file (TOML) [default: ~/.config/orchard/keymap.toml if it exists].
+    #[arg(long, value_name = "FILE")]
+    pub keymap: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -222,6 +238,13 @@ pub struct TrainArgs {
     /// Plain fastai-style progress lines instead of the dashboard.
     #[arg(long)]
     pub headless: bool,
+    /// Run in the background, immune to a closed terminal or SSH connection:
+    /// prints the run directory and returns; watch it with `orchard attach`.
+    #[arg(long)]
+    pub detach: bool,
+    /// A keymap file (TOML) [default: ~/.config/orchard/keymap.toml if it exists].
+    #[arg(long, value_name = "FILE")]
+    pub keymap: Option<PathBuf>,
     /// The dashboard's colours: a theme name (themes/NAME.toml or a shipped one:
     /// default, dark, light, high-contrast) or the path of a theme file
     /// [default: the config's dashboard.theme].

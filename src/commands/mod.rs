@@ -1,5 +1,7 @@
 //! One function per subcommand; `run` dispatches.
 
+pub mod attach;
+mod detach;
 pub mod folds;
 pub mod pictures;
 pub mod predict;
@@ -26,6 +28,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Cmd::Predict(args)) => predict::predict(args),
         Some(Cmd::ShowBatch(args)) => pictures::show_batch(args),
         Some(Cmd::AugmentPreview(args)) => pictures::augment_preview(args),
+        Some(Cmd::Attach(args)) => attach::attach(args),
     }
 }
 
