@@ -201,6 +201,10 @@ fn a_detached_run_survives_a_hung_up_dashboard_and_takes_new_ones() {
         // For the README: a real frame of an attached dashboard.
         std::fs::write(PathBuf::from(out), second.text()).unwrap();
     }
+    // Resuming a run that is running is refused before anything starts.
+    let (code, _, stderr) = run(&["train", "--resume", run_dir.to_str().unwrap(), "--detach"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("still running"), "{stderr}");
     // q leaves an attached dashboard at once, and the run keeps going.
     second.press(b"q");
     assert!(second.wait_exit().success());

@@ -22,6 +22,16 @@ const LISTEN_TIMEOUT: Duration = Duration::from_secs(120);
 /// listens on its control socket, so an `orchard attach` right after this
 /// finds it live.
 pub fn start_detached(run_dir: &Path) -> Result<()> {
+    let socket = run_dir.join(SOCKET_NAME);
+    // `--detach --resume` of a run that is still running: say so here, with
+    // exit code 2, rather than as the background process's early death.
+    if UnixStream::connect(&socket).is_ok() {
+        return Err(Error::input(format!(
+            "{}: this run is still running (it answers on {SOCKET_NAME})\nfix: watch it with `orchard attach {}`",
+            run_dir.display(),
+            run_dir.display()
+        )));
+    }
     let log_path = run_dir.join("output.log");
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -53,7 +63,6 @@ pub fn start_detached(run_dir: &Path) -> Result<()> {
     let mut child = command
         .spawn()
         .map_err(|e| Error::Internal(format!("cannot start the background run: {e}")))?;
-    let socket = run_dir.join(SOCKET_NAME);
     let deadline = Instant::now() + LISTEN_TIMEOUT;
     loop {
         if UnixStream::connect(&socket).is_ok() {
