@@ -255,8 +255,8 @@ fn attaching_to_a_killed_run_shows_its_history_despite_a_stale_socket() {
     dashboard.press(b"q");
     assert!(dashboard.wait_exit().success());
 
-    // The stale socket does not stop a resume either (headless, stopped at once
-    // over the socket would race; a short resume to the end is enough).
+    // The stale socket does not stop a resume either: the resumed run listens
+    // on a fresh one and obeys a stop sent there.
     let (code, stdout, stderr) = run(&["train", "--resume", run_dir.to_str().unwrap(), "--detach"]);
     assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
     let pid: i32 = stdout
