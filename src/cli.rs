@@ -18,6 +18,8 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+// Parsed once at start-up: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Cmd {
     /// Train a model (k-fold) with the dashboard, or headless when not on a terminal.
     Train(TrainArgs),
@@ -37,6 +39,9 @@ pub enum Cmd {
     AugmentPreview(AugmentPreviewArgs),
     /// List every architecture with its parameter count, description and accepted weights.
     Models(ModelsArgs),
+    /// Watch and steer a run another process is running (or look at a finished
+    /// one); leaving never stops the run.
+    Attach(AttachArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -44,6 +49,19 @@ pub struct ModelsArgs {
     /// Number of outputs (classes) the parameter counts are for.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub classes: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AttachArgs {
+    /// The run directory (`orchard train --detach` prints it).
+    #[arg(value_name = "RUN_DIR")]
+    pub run_dir: PathBuf,
+    /// The dashboard's colours [default: the run's dashboard.theme].
+    #[arg(long, value_name = "NAME|PATH")]
+    pub theme: Option<String>,
+    /// A keymap file (TOML) [default: ~/.config/orchard/keymap.toml if it exists].
+    #[arg(long, value_name = "FILE")]
+    pub keymap: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -231,6 +249,13 @@ pub struct TrainArgs {
     /// Plain fastai-style progress lines instead of the dashboard.
     #[arg(long)]
     pub headless: bool,
+    /// Run in the background, immune to a closed terminal or SSH connection:
+    /// prints the run directory and returns; watch it with `orchard attach`.
+    #[arg(long)]
+    pub detach: bool,
+    /// A keymap file (TOML) [default: ~/.config/orchard/keymap.toml if it exists].
+    #[arg(long, value_name = "FILE")]
+    pub keymap: Option<PathBuf>,
     /// The dashboard's colours: a theme name (themes/NAME.toml or a shipped one:
     /// default, dark, light, high-contrast) or the path of a theme file
     /// [default: the config's dashboard.theme].

@@ -268,3 +268,39 @@ fn absurd_oversampling_is_refused() {
         &["--oversample", "at most 1000"],
     );
 }
+
+#[test]
+fn bad_keymap_file_names_the_file_the_key_and_the_fix() {
+    let t = tempfile::tempdir().unwrap();
+    let keymap = t.path().join("keys.toml");
+    std::fs::write(&keymap, "[main]\ntoggle_pause = \"spacebar\"\n").unwrap();
+    assert_exit2(
+        &[
+            "train",
+            "--headless",
+            "--keymap",
+            s(&keymap),
+            "--run-dir",
+            s(&t.path().join("run")),
+        ],
+        &[
+            "keys.toml",
+            "[main] toggle_pause",
+            "\"spacebar\" is not a key",
+            "fix:",
+        ],
+    );
+    assert!(
+        !t.path().join("run").exists(),
+        "nothing starts with a bad keymap"
+    );
+}
+
+#[test]
+fn attach_to_a_directory_that_is_not_a_run() {
+    let t = tempfile::tempdir().unwrap();
+    assert_exit2(
+        &["attach", s(t.path())],
+        &["not an orchard run directory", "fix:"],
+    );
+}

@@ -4,8 +4,8 @@
 //! check the roles that carry meaning (state badge, current fold, pending).
 
 use orchard::run::{Command, Event, Stamped};
-use orchard::tui::keymap::Action;
-use orchard::tui::{App, Theme, draw, handle_action};
+use orchard::tui::keymap::{ACTIONS, Action, Keymap};
+use orchard::tui::{App, Theme, draw, draw_with_keymap, handle_action};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
@@ -202,4 +202,144 @@ fn real_recorded_run_replays_to_its_end() {
     assert!(app.run_is_over());
     assert_eq!(app.current_fold_epochs().count(), 5);
     insta::assert_snapshot!("real_run_ended_120x40", screen_text(&render(&app, 120, 40)));
+}
+
+#[test]
+fn confusion_tab_80x24() {
+    let mut app = recorded_app();
+    // Tabs at 80x24: folds, confusion, data set, label correction.
+    handle_action(&mut app, Action::NextTab);
+    let buffer = render(&app, 80, 24);
+    assert!(find(&buffer, "confusion").is_some());
+    insta::assert_snapshot!("confusion_tab_80x24", screen_text(&buffer));
+}
+
+#[test]
+fn confusion_pane_120x40() {
+    // On a large screen the confusion matrix is the first tab.
+    let buffer = render(&recorded_app(), 120, 40);
+    insta::assert_snapshot!("confusion_pane_120x40", screen_text(&buffer));
+}
+
+#[test]
+fn confusion_diagonal_and_mistakes_have_their_styles() {
+    let mut events = recorded_events();
+    let n = recorded_app().plan.expect("a plan").dataset.classes.len();
+    let mut confusion = vec![vec![0; n]; n];
+    confusion[0][0] = 97;
+    confusion[1][0] = 83;
+    events.push(Stamped {
+        time: events.last().map_or(0.0, |e| e.time) + 1.0,
+        event: Event::EpochEnded {
+            fold: 0,
+            epoch: 2,
+            train_loss: 1.0,
+            valid_loss: 1.0,
+            accuracy: 0.5,
+            seconds: 1.0,
+            roc_auc: None,
+            confusion,
+        },
+    });
+    let buffer = render(&App::from_events(&events), 120, 40);
+    let (x, y) = find(&buffer, "actual").expect("the matrix header");
+    // Only the matrix: right of and below its header.
+    let in_matrix = |needle: &str| {
+        (y + 1..buffer.area.height)
+            .find_map(|row_y| {
+                let line: String = (x..buffer.area.width)
+                    .map(|cx| buffer[(cx, row_y)].symbol().to_string())
+                    .collect();
+                let at = line.find(needle)?;
+                Some((x + u16::try_from(line[..at].chars().count()).ok()?, row_y))
+            })
+            .unwrap_or_else(|| panic!("{needle} not in the matrix"))
+    };
+    let theme = Theme::default();
+    assert_eq!(Some(buffer[in_matrix("97")].fg), theme.success.fg);
+    assert_eq!(Some(buffer[in_matrix("83")].fg), theme.warning.fg);
+}
+
+#[test]
+fn tab_cycles_through_the_shared_place() {
+    let mut app = recorded_app();
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let text = screen_text(&render(&app, 80, 24));
+        let title = [
+            "folds 1/4",
+            "confusion 2/4",
+            "data set 3/4",
+            "label correction 4/4",
+        ]
+        .iter()
+        .position(|needle| text.contains(needle));
+        seen.push(title);
+        assert_eq!(title, Some(seen.len() - 1), "{text}");
+        handle_action(&mut app, Action::NextTab);
+    }
+    assert!(seen.iter().all(|s| s.is_some()), "{seen:?}");
+    // Four presses come back to the first tab.
+    assert_eq!(
+        screen_text(&render(&app, 80, 24)),
+        screen_text(&render(&recorded_app(), 80, 24))
+    );
+}
+
+#[test]
+fn help_lists_every_action_of_the_keymap() {
+    let mut app = recorded_app();
+    handle_action(&mut app, Action::ToggleHelp);
+    let text = screen_text(&render(&app, 120, 40));
+    for info in ACTIONS {
+        assert!(
+            text.contains(&format!("[{}]", info.name)),
+            "{} missing:\n{text}",
+            info.name
+        );
+        assert!(
+            text.contains(info.help),
+            "{} help missing:\n{text}",
+            info.name
+        );
+    }
+}
+
+#[test]
+fn help_and_footer_follow_a_rebound_keymap() {
+    let keymap = Keymap::from_toml(
+        "[main]\ntoggle_pause = [\"p\"]\ntoggle_help = [\"f1\"]\n",
+        "test.toml",
+    )
+    .unwrap();
+    let mut app = recorded_app();
+    handle_action(&mut app, Action::ToggleHelp);
+    let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
+    terminal
+        .draw(|frame| draw_with_keymap(frame, &app, &Theme::default(), &keymap))
+        .unwrap();
+    let text = screen_text(terminal.backend().buffer());
+    assert!(text.contains("p  pause training"), "{text}");
+    assert!(text.contains("f1  show or hide"), "{text}");
+    assert!(text.contains(" p pause/resume"), "footer:\n{text}");
+    assert!(!text.contains("space pause/resume"), "{text}");
+}
+
+#[test]
+fn theta_is_in_the_header_and_pending_until_acknowledged() {
+    let mut app = recorded_app();
+    assert!(screen_text(&render(&app, 120, 40)).contains("θ 0.90"));
+    let sent = handle_action(&mut app, Action::ThetaDown);
+    assert_eq!(sent, Some(Command::SetTheta { theta: 0.85 }));
+    let text = screen_text(&render(&app, 120, 40));
+    assert!(text.contains("setting theta…"), "{text}");
+    app.apply(&Stamped::now(Event::ThetaSet {
+        step: 9,
+        theta: 0.85,
+    }));
+    let text = screen_text(&render(&app, 120, 40));
+    assert!(
+        text.contains("θ 0.85") && !text.contains("setting theta…"),
+        "{text}"
+    );
 }

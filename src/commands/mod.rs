@@ -1,5 +1,7 @@
 //! One function per subcommand; `run` dispatches.
 
+pub mod attach;
+mod detach;
 pub mod folds;
 pub mod models;
 pub mod pictures;
@@ -28,6 +30,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Cmd::ShowBatch(args)) => pictures::show_batch(args),
         Some(Cmd::AugmentPreview(args)) => pictures::augment_preview(args),
         Some(Cmd::Models(args)) => models::models(args),
+        Some(Cmd::Attach(args)) => attach::attach(args),
     }
 }
 

@@ -127,6 +127,8 @@ fn new_plan(args: &TrainArgs) -> Result<(RunPlan, crate::tui::Theme)> {
 }
 
 pub fn train(args: TrainArgs) -> Result<()> {
+    // A bad keymap is bad input like a bad theme: reported before anything starts.
+    let keymap = crate::tui::Keymap::resolve(args.keymap.as_deref())?;
     let (plan, theme) = match &args.resume {
         Some(run_dir) => {
             let plan = RunPlan::reopen(run_dir)?;
@@ -140,7 +142,13 @@ pub fn train(args: TrainArgs) -> Result<()> {
         None => new_plan(&args)?,
     };
     let run_path = plan.run_dir.path.clone();
+    if args.detach {
+        // The directory is prepared (config.toml, folds.csv): the background
+        // process continues it as a resume that has nothing to resume yet.
+        return super::detach::start_detached(&run_path);
+    }
     let fps = plan.config.dashboard.fps;
+    let theta_keys = super::attach::theta_keys(&plan.config);
     let use_dashboard =
         !args.headless && std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
     let mut plan = plan;
@@ -149,8 +157,14 @@ pub fn train(args: TrainArgs) -> Result<()> {
     if use_dashboard {
         // Keep a sender: if the dashboard fails, the run is still stopped cleanly.
         let commands = handle.commands.clone();
-        if let Err(e) =
-            crate::tui::run_dashboard_blocking(handle.events, handle.commands, theme, fps)
+        let options = crate::tui::DashboardOptions {
+            theme,
+            fps,
+            keymap,
+            attached: false,
+            theta_keys,
+        };
+        if let Err(e) = crate::tui::run_dashboard_blocking(handle.events, handle.commands, options)
         {
             eprintln!("the dashboard failed ({e})");
         }

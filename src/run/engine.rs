@@ -10,6 +10,7 @@ use crate::config::RunConfig;
 use crate::data::sampling::{Resampling, class_counts};
 use crate::data::{Dataset, Folds, assign_folds};
 use crate::error::{Error, Result};
+use crate::run::control::ControlServer;
 use crate::run::events::{Command, DatasetSummary, Event, Stamped};
 use crate::run::rundir::{CorrectionsLog, EventLog, MetricsLog, RunDir};
 use crate::train::checkpoint;
@@ -52,16 +53,24 @@ struct EventSink {
     tx: UnboundedSender<Stamped>,
     /// The first write error; reported at the end instead of killing the run mid-batch.
     write_error: Option<Error>,
+    /// Dashboards in other processes (`orchard attach`); None if it could not listen.
+    control: Option<ControlServer>,
 }
 
 impl EventSink {
     fn emit(&mut self, event: Event) {
         let stamped = Stamped::now(event);
-        if let Err(e) = self
-            .log
-            .append(&stamped)
-            .and_then(|_| self.metrics.record(&stamped.event))
-            .and_then(|_| self.corrections.record(&stamped.event))
+        let mut write = || {
+            self.log
+                .append(&stamped)
+                .and_then(|_| self.metrics.record(&stamped.event))
+                .and_then(|_| self.corrections.record(&stamped.event))
+        };
+        let written = match &self.control {
+            Some(control) => control.publish(&stamped, write),
+            None => write(),
+        };
+        if let Err(e) = written
             && self.write_error.is_none()
         {
             self.write_error = Some(e);
@@ -77,7 +86,8 @@ struct Steering<'a> {
     commands: &'a Receiver<Command>,
     paused: bool,
     stop_requested: bool,
-    /// Nobody can send Resume any more: never block again.
+    /// Nobody can send Resume any more (every sender, the control socket
+    /// included, is gone): never block again.
     detached: bool,
     /// A dashboard watches the run (a NaN loss pauses instead of stopping).
     interactive: bool,
@@ -238,12 +248,14 @@ impl RunPlan {
 pub fn start(plan: RunPlan) -> Result<EngineHandle> {
     let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
     let (ev_tx, ev_rx) = unbounded_channel();
+    let control = listen_for_dashboards(&plan.run_dir, &cmd_tx)?;
     let sink = EventSink {
         log: EventLog::open(plan.run_dir.file("events.jsonl"))?,
         metrics: MetricsLog::open(plan.run_dir.file("metrics.csv"))?,
         corrections: CorrectionsLog::open(plan.run_dir.file(CorrectionsLog::FILE), &plan.dataset)?,
         tx: ev_tx,
         write_error: None,
+        control,
     };
     let thread = std::thread::Builder::new()
         .name("orchard-engine".into())
@@ -254,6 +266,25 @@ pub fn start(plan: RunPlan) -> Result<EngineHandle> {
         events: ev_rx,
         thread,
     })
+}
+
+/// The control socket of the run. A live run already in this directory is
+/// refused; any other failure (say, a path longer than a socket address
+/// allows) only costs `orchard attach`, so the run goes on without it.
+fn listen_for_dashboards(
+    run_dir: &RunDir,
+    commands: &Sender<Command>,
+) -> Result<Option<ControlServer>> {
+    match ControlServer::bind(&run_dir.path, commands.clone()) {
+        Ok(server) => Ok(Some(server)),
+        Err(e @ Error::Input(_)) => Err(e),
+        Err(e) => {
+            eprintln!(
+                "warning: no control socket, `orchard attach` will show only the history: {e}"
+            );
+            Ok(None)
+        }
+    }
 }
 
 fn run_engine(

@@ -1,5 +1,6 @@
 //! A run: the engine thread, its Commands and Events, and the run directory.
 
+pub mod control;
 pub mod engine;
 pub mod events;
 pub mod headless;

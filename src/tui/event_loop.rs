@@ -14,11 +14,25 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::MissedTickBehavior;
 
 use super::input::handle_key;
-use super::state::App;
+use super::keymap::Keymap;
+use super::state::{App, ThetaKeys};
 use super::terminal::TerminalGuard;
 use super::theme::{ColorSupport, Theme};
-use super::ui::draw;
+use super::ui::draw_with_keymap;
 use crate::run::{Command, Stamped};
+
+/// How a dashboard looks and behaves, beside the run it shows.
+#[derive(Debug, Clone)]
+pub struct DashboardOptions {
+    pub theme: Theme,
+    /// Most redraws a second.
+    pub fps: u32,
+    pub keymap: Keymap,
+    /// Watching a run another process started (`orchard attach`): `q`
+    /// leaves without stopping it, and a closed event stream is its history.
+    pub attached: bool,
+    pub theta_keys: ThetaKeys,
+}
 
 /// The shortest time between two frames for `fps` redraws a second at most.
 fn frame_interval(fps: u32) -> Duration {
@@ -28,21 +42,23 @@ fn frame_interval(fps: u32) -> Duration {
 /// Show the dashboard until the user leaves: after the run ended (`q`), after a
 /// confirmed stop once `RunEnded` arrives, or at once with `q` while stopping.
 ///
-/// `events` is the engine's stream; `commands` goes to the engine. `theme` is
+/// `events` is the engine's stream; `commands` goes to the engine. The theme is
 /// shown as the terminal can (RGB colours become ANSI ones without true
 /// colour, see `ColorSupport::detect`). The terminal is restored on return, on
 /// error and on panic.
 pub async fn run_dashboard(
     mut events: UnboundedReceiver<Stamped>,
     commands: Sender<Command>,
-    theme: Theme,
-    fps: u32,
+    options: DashboardOptions,
 ) -> io::Result<()> {
-    let theme = theme.for_terminal(ColorSupport::detect());
+    let theme = options.theme.for_terminal(ColorSupport::detect());
+    let keymap = options.keymap;
     let mut guard = TerminalGuard::enter()?;
     let mut app = App::default();
+    app.attached = options.attached;
+    app.theta_keys = options.theta_keys;
     let mut keys = EventStream::new();
-    let mut tick = tokio::time::interval(frame_interval(fps));
+    let mut tick = tokio::time::interval(frame_interval(options.fps));
     tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut dirty = true;
     let mut events_open = true;
@@ -51,13 +67,13 @@ pub async fn run_dashboard(
         tokio::select! {
             _ = tick.tick() => {
                 if dirty {
-                    guard.terminal.draw(|frame| draw(frame, &app, &theme))?;
+                    guard.terminal.draw(|frame| draw_with_keymap(frame, &app, &theme, &keymap))?;
                     dirty = false;
                 }
             }
             key = keys.next() => match key {
                 Some(Ok(TermEvent::Key(key))) if key.kind == KeyEventKind::Press => {
-                    if let Some(command) = handle_key(&mut app, &key)
+                    if let Some(command) = handle_key(&mut app, &keymap, &key)
                         && commands.send(command).is_err()
                     {
                         // The engine dropped its receiver: nothing will answer.
@@ -79,7 +95,8 @@ pub async fn run_dashboard(
                         app.engine_disconnected();
                         // The engine died without saying the run ended (a panic, a
                         // crash): leave, so the caller can report what happened.
-                        if !app.run_is_over() {
+                        // An attached dashboard stays: the history is worth a look.
+                        if !app.state.is_ended() && !app.attached {
                             break;
                         }
                     }
@@ -96,11 +113,10 @@ pub async fn run_dashboard(
 pub fn run_dashboard_blocking(
     events: UnboundedReceiver<Stamped>,
     commands: Sender<Command>,
-    theme: Theme,
-    fps: u32,
+    options: DashboardOptions,
 ) -> io::Result<()> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
-        .block_on(run_dashboard(events, commands, theme, fps))
+        .block_on(run_dashboard(events, commands, options))
 }

@@ -6,16 +6,16 @@ use crossterm::event::KeyEvent;
 
 use crate::run::Command;
 
-use super::keymap::{Action, Context, action_for};
+use super::keymap::{Action, Context, Keymap};
 use super::state::{App, Overlay, RunState};
 
 /// Apply a key to the state; returns the command to send to the engine, if any.
-pub fn handle_key(app: &mut App, key: &KeyEvent) -> Option<Command> {
+pub fn handle_key(app: &mut App, keymap: &Keymap, key: &KeyEvent) -> Option<Command> {
     let context = match app.overlay {
         Overlay::ConfirmStop => Context::ConfirmStop,
         Overlay::None | Overlay::Help => Context::Main,
     };
-    let action = action_for(context, key)?;
+    let action = keymap.action_for(context, key)?;
     handle_action(app, action)
 }
 
@@ -23,6 +23,11 @@ pub fn handle_key(app: &mut App, key: &KeyEvent) -> Option<Command> {
 pub fn handle_action(app: &mut App, action: Action) -> Option<Command> {
     match action {
         Action::TogglePause => toggle_pause(app),
+        // An attached dashboard only watches: leaving it leaves the run alone.
+        Action::Quit if app.attached => {
+            app.quit = true;
+            None
+        }
         Action::Quit => {
             if app.run_is_over() || app.stop_requested {
                 // Nothing left to stop, or a stop is already on its way and the
@@ -31,6 +36,19 @@ pub fn handle_action(app: &mut App, action: Action) -> Option<Command> {
             } else {
                 app.overlay = Overlay::ConfirmStop;
             }
+            None
+        }
+        Action::StopRun => {
+            if !app.run_is_over() && !app.stop_requested {
+                app.overlay = Overlay::ConfirmStop;
+            }
+            None
+        }
+        Action::ThetaUp => set_theta(app, 1.0),
+        Action::ThetaDown => set_theta(app, -1.0),
+        Action::ResizeNow => send_once(app, Command::ResizeNow { size: None }),
+        Action::NextTab => {
+            app.tab = app.tab.wrapping_add(1);
             None
         }
         Action::ToggleHelp => {
@@ -63,16 +81,32 @@ pub fn handle_action(app: &mut App, action: Action) -> Option<Command> {
 }
 
 fn toggle_pause(app: &mut App) -> Option<Command> {
-    // One command in flight at a time: a second press before the engine has
-    // answered would only queue a contradiction.
-    if app.pending.is_some() || app.stop_requested {
-        return None;
-    }
     let command = match app.state {
         RunState::Running => Command::Pause,
         RunState::Paused => Command::Resume,
         RunState::Waiting | RunState::Stopping | RunState::Ended(_) => return None,
     };
+    send_once(app, command)
+}
+
+/// Theta one step up (`direction` 1) or down (-1) from the last acknowledged
+/// value (or the configured start), kept in [0, 1].
+fn set_theta(app: &mut App, direction: f64) -> Option<Command> {
+    let keys = app.theta_keys;
+    let from = app.theta.unwrap_or(keys.start);
+    // Rounded so that repeated steps of 0.05 read 0.85, not 0.8500000000000001.
+    let theta = ((from + direction * keys.step).clamp(0.0, 1.0) * 1e6).round() / 1e6;
+    send_once(app, Command::SetTheta { theta })
+}
+
+/// Send `command` unless another one is still waiting for its answer: a
+/// second press before the engine has answered would only queue a
+/// contradiction (or a step from a value the engine has not confirmed).
+fn send_once(app: &mut App, command: Command) -> Option<Command> {
+    let live = matches!(app.state, RunState::Running | RunState::Paused);
+    if app.pending.is_some() || app.stop_requested || !live || app.engine_gone {
+        return None;
+    }
     app.pending = Some(command.clone());
     Some(command)
 }
@@ -81,11 +115,16 @@ fn toggle_pause(app: &mut App) -> Option<Command> {
 mod tests {
     use super::*;
     use crate::run::Event;
+    use crate::tui::state::ThetaKeys;
     use crate::tui::state::tests::{run_started, stamped};
     use crossterm::event::{KeyCode, KeyModifiers};
 
     fn press(app: &mut App, c: char) -> Option<Command> {
-        handle_key(app, &KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))
+        handle_key(
+            app,
+            &Keymap::default(),
+            &KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE),
+        )
     }
 
     #[test]
@@ -132,7 +171,11 @@ mod tests {
         assert_eq!(press(&mut app, 'n'), None);
         assert_eq!(app.overlay, Overlay::None);
         press(&mut app, 'q');
-        handle_key(&mut app, &KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
+        handle_key(
+            &mut app,
+            &Keymap::default(),
+            &KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE),
+        );
         assert_eq!(app.overlay, Overlay::None);
         assert!(!app.stop_requested);
     }
@@ -159,6 +202,7 @@ mod tests {
         let mut app = App::from_events(&[run_started(0.0)]);
         handle_key(
             &mut app,
+            &Keymap::default(),
             &KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL),
         );
         assert_eq!(app.overlay, Overlay::ConfirmStop);
@@ -171,5 +215,106 @@ mod tests {
         assert_eq!(app.overlay, Overlay::Help);
         press(&mut app, '?');
         assert_eq!(app.overlay, Overlay::None);
+    }
+
+    #[test]
+    fn plus_and_minus_step_theta_from_the_acknowledged_value() {
+        let mut app = App::from_events(&[run_started(0.0)]);
+        app.theta_keys = ThetaKeys {
+            start: 0.9,
+            step: 0.05,
+        };
+        assert_eq!(
+            press(&mut app, '+'),
+            Some(Command::SetTheta { theta: 0.95 })
+        );
+        assert_eq!(press(&mut app, '+'), None, "one step in flight at a time");
+        app.apply(&stamped(
+            1.0,
+            Event::ThetaSet {
+                step: 2,
+                theta: 0.95,
+            },
+        ));
+        assert_eq!(app.pending, None);
+        assert_eq!(press(&mut app, '+'), Some(Command::SetTheta { theta: 1.0 }));
+        app.apply(&stamped(
+            2.0,
+            Event::ThetaSet {
+                step: 3,
+                theta: 1.0,
+            },
+        ));
+        assert_eq!(
+            press(&mut app, '+'),
+            Some(Command::SetTheta { theta: 1.0 }),
+            "kept at most 1"
+        );
+        app.apply(&stamped(
+            3.0,
+            Event::ThetaSet {
+                step: 4,
+                theta: 1.0,
+            },
+        ));
+        assert_eq!(
+            press(&mut app, '-'),
+            Some(Command::SetTheta { theta: 0.95 })
+        );
+    }
+
+    #[test]
+    fn r_requests_a_resize_pending_until_acknowledged() {
+        let mut app = App::from_events(&[run_started(0.0)]);
+        assert_eq!(
+            press(&mut app, 'r'),
+            Some(Command::ResizeNow { size: None })
+        );
+        assert_eq!(app.pending, Some(Command::ResizeNow { size: None }));
+        assert_eq!(
+            press(&mut app, ' '),
+            None,
+            "the resize waits for its answer"
+        );
+        app.apply(&stamped(
+            1.0,
+            Event::ResizeRequested {
+                step: 4,
+                size: None,
+            },
+        ));
+        assert_eq!(app.pending, None);
+    }
+
+    #[test]
+    fn steering_keys_do_nothing_before_the_start_or_after_the_end() {
+        let mut app = App::default();
+        assert_eq!(press(&mut app, '+'), None);
+        assert_eq!(press(&mut app, 'r'), None);
+        app.apply(&run_started(0.0));
+        app.apply(&stamped(
+            1.0,
+            Event::RunEnded {
+                status: "completed".into(),
+                message: String::new(),
+            },
+        ));
+        assert_eq!(press(&mut app, '-'), None);
+        assert_eq!(press(&mut app, 's'), None);
+        assert_eq!(app.overlay, Overlay::None);
+    }
+
+    #[test]
+    fn an_attached_dashboard_leaves_on_q_and_stops_only_on_s_then_y() {
+        let mut app = App::from_events(&[run_started(0.0)]);
+        app.attached = true;
+        assert_eq!(press(&mut app, 'q'), None);
+        assert!(app.should_exit(), "q leaves at once, the run goes on");
+
+        let mut app = App::from_events(&[run_started(0.0)]);
+        app.attached = true;
+        assert_eq!(press(&mut app, 's'), None);
+        assert_eq!(app.overlay, Overlay::ConfirmStop);
+        assert_eq!(press(&mut app, 'y'), Some(Command::Stop));
     }
 }

@@ -1,8 +1,10 @@
 //! Where each pane goes for a given screen size.
 //!
 //! Pure arithmetic on `Rect`s, so the squeeze rules can be tested without
-//! drawing. Static panes (data set, PLC log) are the first to go when space is
-//! short; progress, loss and metrics are what a user watches, so they stay.
+//! drawing. Progress, loss and metrics are what a user watches, so they stay;
+//! the other panes share one place as tabs (`tab` shows the next), all of
+//! them on a standard 80x24 terminal, and the two that need the most room
+//! (confusion matrix, label correction) on a large screen.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 
@@ -17,7 +19,36 @@ pub struct Panes {
     pub lr: Option<Rect>,
     pub metrics: Option<Rect>,
     pub plc: Option<Rect>,
+    /// The place the panes of `tabs` take turns in.
+    pub tabbed: Option<Rect>,
+    pub tabs: &'static [Tab],
 }
+
+/// A pane that can be shown as a tab.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    Folds,
+    Confusion,
+    Dataset,
+    Plc,
+}
+
+impl Tab {
+    /// The name on the tab strip.
+    pub fn title(self) -> &'static str {
+        match self {
+            Tab::Folds => "folds",
+            Tab::Confusion => "confusion",
+            Tab::Dataset => "data set",
+            Tab::Plc => "label correction",
+        }
+    }
+}
+
+/// Tabs of a large screen, where data set and folds have places of their own.
+const LARGE_TABS: &[Tab] = &[Tab::Confusion, Tab::Plc];
+/// Tabs of a standard terminal: everything that is not a chart or the metrics.
+const STANDARD_TABS: &[Tab] = &[Tab::Folds, Tab::Confusion, Tab::Dataset, Tab::Plc];
 
 /// Below this width, panes stack instead of sitting side by side.
 const MIN_SPLIT_WIDTH: u16 = 60;
@@ -65,23 +96,25 @@ pub fn plan(area: Rect, table_rows: u16) -> Panes {
         .areas(body);
         let [dataset, folds] = side_by_side(top, 45);
         let [loss, lr] = side_by_side(charts, 50);
-        let [metrics, plc] = side_by_side(bottom, 55);
+        let [metrics, tabbed] = side_by_side(bottom, 55);
         panes.dataset = Some(dataset);
         panes.folds = Some(folds);
         panes.loss = Some(loss);
         panes.lr = Some(lr);
         panes.metrics = Some(metrics);
-        panes.plc = Some(plc);
+        panes.tabbed = Some(tabbed);
+        panes.tabs = LARGE_TABS;
     } else if body.height >= TWO_ROW_BODY_HEIGHT {
         let [charts, bottom] =
             Layout::vertical([Constraint::Percentage(50), Constraint::Fill(1)]).areas(body);
         if wide {
             let [loss, lr] = side_by_side(charts, 50);
-            let [metrics, folds] = side_by_side(bottom, 55);
+            let [metrics, tabbed] = side_by_side(bottom, 55);
             panes.loss = Some(loss);
             panes.lr = Some(lr);
             panes.metrics = Some(metrics);
-            panes.folds = Some(folds);
+            panes.tabbed = Some(tabbed);
+            panes.tabs = STANDARD_TABS;
         } else {
             panes.loss = Some(charts);
             panes.metrics = Some(bottom);
@@ -108,11 +141,13 @@ mod tests {
     use super::*;
 
     fn all(p: &Panes) -> Vec<Rect> {
-        [p.dataset, p.folds, p.loss, p.lr, p.metrics, p.plc, p.footer]
-            .into_iter()
-            .flatten()
-            .chain([p.header])
-            .collect()
+        [
+            p.dataset, p.folds, p.loss, p.lr, p.metrics, p.plc, p.tabbed, p.footer,
+        ]
+        .into_iter()
+        .flatten()
+        .chain([p.header])
+        .collect()
     }
 
     fn assert_inside_and_apart(area: Rect, p: &Panes) {
@@ -132,18 +167,24 @@ mod tests {
     fn large_screen_shows_every_pane() {
         let area = Rect::new(0, 0, 120, 40);
         let p = plan(area, 6);
-        assert!(p.dataset.is_some() && p.folds.is_some() && p.plc.is_some());
+        assert!(p.dataset.is_some() && p.folds.is_some() && p.tabbed.is_some());
         assert!(p.loss.is_some() && p.lr.is_some() && p.metrics.is_some());
+        assert_eq!(p.tabs, &[Tab::Confusion, Tab::Plc]);
         assert_eq!(p.header.height, 4);
         assert_inside_and_apart(area, &p);
     }
 
     #[test]
-    fn standard_terminal_drops_the_static_panes() {
+    fn standard_terminal_shows_the_static_panes_as_tabs() {
         let area = Rect::new(0, 0, 80, 24);
         let p = plan(area, 6);
-        assert!(p.dataset.is_none() && p.plc.is_none());
-        assert!(p.loss.is_some() && p.lr.is_some() && p.metrics.is_some() && p.folds.is_some());
+        assert!(p.dataset.is_none() && p.plc.is_none() && p.folds.is_none());
+        assert!(p.loss.is_some() && p.lr.is_some() && p.metrics.is_some());
+        assert!(p.tabbed.is_some());
+        assert_eq!(
+            p.tabs,
+            &[Tab::Folds, Tab::Confusion, Tab::Dataset, Tab::Plc]
+        );
         assert_inside_and_apart(area, &p);
     }
 

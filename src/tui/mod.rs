@@ -18,9 +18,10 @@ pub mod theme;
 pub mod theme_file;
 pub mod ui;
 
-pub use event_loop::{run_dashboard, run_dashboard_blocking};
+pub use event_loop::{DashboardOptions, run_dashboard, run_dashboard_blocking};
 pub use input::{handle_action, handle_key};
-pub use state::{App, EndStatus, Overlay, RunState};
+pub use keymap::Keymap;
+pub use state::{App, EndStatus, Overlay, RunState, ThetaKeys};
 pub use theme::{ColorSupport, Theme};
 pub use theme_file::load_theme;
-pub use ui::draw;
+pub use ui::{draw, draw_with_keymap};

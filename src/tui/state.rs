@@ -130,6 +130,25 @@ pub enum Overlay {
     ConfirmStop,
 }
 
+/// What `+`/`-` start from and how far they move label correction's theta:
+/// the run's `label_correction.theta_start` and `theta_step`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ThetaKeys {
+    pub start: f64,
+    pub step: f64,
+}
+
+impl Default for ThetaKeys {
+    /// The defaults of `[label_correction]`.
+    fn default() -> Self {
+        let plc = crate::config::LabelCorrectionConfig::default();
+        ThetaKeys {
+            start: plc.theta_start,
+            step: plc.theta_step,
+        }
+    }
+}
+
 /// Everything the dashboard draws.
 #[derive(Debug, Clone, PartialEq)]
 pub struct App {
@@ -171,6 +190,12 @@ pub struct App {
     pub overlay: Overlay,
     /// Set by the key handler: leave the dashboard now.
     pub quit: bool,
+    /// This dashboard watches a run another process started (`orchard
+    /// attach`): leaving never stops it.
+    pub attached: bool,
+    pub theta_keys: ThetaKeys,
+    /// The chosen tab where panes share a place (taken modulo their number).
+    pub tab: usize,
     /// Time of `RunStarted` (seconds since the Unix epoch).
     pub started_at: Option<f64>,
     /// Time of the latest event; "now" as far as the screen knows, which keeps
@@ -207,6 +232,9 @@ impl Default for App {
             end_message: None,
             overlay: Overlay::None,
             quit: false,
+            attached: false,
+            theta_keys: ThetaKeys::default(),
+            tab: 0,
             started_at: None,
             last_event_at: None,
             fold_steps_done: 0,
@@ -249,6 +277,9 @@ impl App {
                     stop_requested: self.stop_requested,
                     overlay: self.overlay,
                     quit: self.quit,
+                    attached: self.attached,
+                    theta_keys: self.theta_keys,
+                    tab: self.tab,
                     ..App::default()
                 };
                 self.plan = Some(RunPlan {

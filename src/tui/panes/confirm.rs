@@ -1,4 +1,4 @@
-//! The "Stop the run? (y/n)" question, opened by `q`.
+//! The "Stop the run?" question, opened by `q` (or `s`), answers from the keymap.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
@@ -6,17 +6,23 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph, Wrap};
 
 use super::pane_block;
-use crate::tui::keymap::{Context, bindings_in};
+use crate::tui::keymap::{Context, Keymap};
 use crate::tui::theme::Theme;
 
-pub fn render(frame: &mut Frame, area: Rect, theme: &Theme) {
+pub fn render(frame: &mut Frame, area: Rect, theme: &Theme, keymap: &Keymap) {
     let mut answers = vec![Span::raw(" ")];
-    for binding in bindings_in(Context::ConfirmStop) {
-        answers.push(Span::styled(binding.label, theme.key));
-        answers.push(Span::styled(format!(" {}   ", binding.hint), theme.muted));
+    for binding in keymap.bindings_in(Context::ConfirmStop) {
+        let Some(key) = binding.keys.first() else {
+            continue;
+        };
+        answers.push(Span::styled(key.name(), theme.key));
+        answers.push(Span::styled(
+            format!(" {}   ", binding.info.hint),
+            theme.muted,
+        ));
     }
     let lines = vec![
-        Line::from(Span::styled(" Stop the run? (y/n)", theme.title)),
+        Line::from(Span::styled(" Stop the run?", theme.title)),
         Line::from(Span::styled(
             " The current epoch finishes and a checkpoint is written.",
             theme.text,

@@ -6,12 +6,12 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use crate::tui::keymap::{Context, bindings_in};
+use crate::tui::keymap::{Context, Keymap};
 use crate::tui::state::{App, EndStatus, RunState};
 use crate::tui::theme::Theme;
 
-pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
-    let hints = hint_line(theme);
+pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme, keymap: &Keymap) {
+    let hints = hint_line(theme, keymap);
     let hints_width = u16::try_from(hints.width()).unwrap_or(u16::MAX);
     let [message_area, hints_area] =
         Layout::horizontal([Constraint::Fill(1), Constraint::Length(hints_width)]).areas(area);
@@ -21,13 +21,21 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     frame.render_widget(Paragraph::new(hints), hints_area);
 }
 
-/// "space pause/resume  q stop  ? help", from the key table.
-fn hint_line(theme: &Theme) -> Line<'static> {
+/// "space pause/resume  q quit  ? help", from the key table (first key of each).
+fn hint_line(theme: &Theme, keymap: &Keymap) -> Line<'static> {
     let mut spans = Vec::new();
-    for binding in bindings_in(Context::Main).filter(|b| !b.hint.is_empty()) {
-        let key = binding.label.split(',').next().unwrap_or(binding.label);
-        spans.push(Span::styled(format!(" {key}"), theme.key));
-        spans.push(Span::styled(format!(" {} ", binding.hint), theme.muted));
+    for binding in keymap
+        .bindings_in(Context::Main)
+        .filter(|b| !b.info.hint.is_empty())
+    {
+        let Some(key) = binding.keys.first() else {
+            continue;
+        };
+        spans.push(Span::styled(format!(" {}", key.name()), theme.key));
+        spans.push(Span::styled(
+            format!(" {} ", binding.info.hint),
+            theme.muted,
+        ));
     }
     Line::from(spans)
 }
@@ -43,6 +51,12 @@ fn message(app: &App, theme: &Theme) -> Option<(String, Style)> {
         let what = app.end_message.as_deref().unwrap_or_default();
         let status = app.state.label().to_lowercase();
         return Some((format!(" run {status}: {what} · q leaves"), style));
+    }
+    if app.engine_gone && app.attached {
+        return Some((
+            " not running: its history only (nobody answers on control.sock) · q leaves".into(),
+            theme.muted,
+        ));
     }
     if app.engine_gone {
         return Some((

@@ -73,6 +73,12 @@ fn info_line(app: &App, theme: &Theme) -> Line<'static> {
         parts.push(format!("step {}/{per_fold}", step + 1));
     }
     parts.push(format!("{} px", plan.size));
+    // Label correction's threshold: what the engine last acknowledged, else
+    // where the +/- keys start from.
+    parts.push(format!(
+        "θ {:.2}",
+        app.theta.unwrap_or(app.theta_keys.start)
+    ));
     parts.push(plan.arch.clone());
     parts.push(plan.device.clone());
     let separator = Span::styled(" · ", theme.muted);

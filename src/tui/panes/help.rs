@@ -6,14 +6,16 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph, Wrap};
 
 use super::pane_block;
-use crate::tui::keymap::{Binding, Context, bindings_in};
+use crate::tui::keymap::{Binding, Context, Keymap};
 use crate::tui::theme::Theme;
 
 /// The widest key label, so help sentences line up.
 const KEY_COLUMN: usize = 10;
 
-pub fn render(frame: &mut Frame, area: Rect, theme: &Theme) {
-    let mut lines: Vec<Line> = bindings_in(Context::Main)
+/// Every action with its keys, its sentence and its name in a keymap file.
+pub fn render(frame: &mut Frame, area: Rect, theme: &Theme, keymap: &Keymap) {
+    let mut lines: Vec<Line> = keymap
+        .bindings_in(Context::Main)
         .map(|b| binding_line(b, theme))
         .collect();
     lines.push(Line::default());
@@ -21,10 +23,19 @@ pub fn render(frame: &mut Frame, area: Rect, theme: &Theme) {
         "In the stop question:",
         theme.muted,
     )));
-    lines.extend(bindings_in(Context::ConfirmStop).map(|b| binding_line(b, theme)));
+    lines.extend(
+        keymap
+            .bindings_in(Context::ConfirmStop)
+            .map(|b| binding_line(b, theme)),
+    );
+    lines.push(Line::default());
+    lines.push(Line::from(Span::styled(
+        " [name]: the action's name in a keymap file (--keymap FILE)",
+        theme.muted,
+    )));
 
     let height = u16::try_from(lines.len() + 2).unwrap_or(u16::MAX);
-    let popup = area.centered(Constraint::Max(78), Constraint::Max(height));
+    let popup = area.centered(Constraint::Max(80), Constraint::Max(height));
     frame.render_widget(Clear, popup);
     // Clear resets to the terminal's colours; themes with a background repaint it.
     frame.buffer_mut().set_style(popup, theme.background);
@@ -38,7 +49,8 @@ pub fn render(frame: &mut Frame, area: Rect, theme: &Theme) {
 
 fn binding_line(binding: &Binding, theme: &Theme) -> Line<'static> {
     Line::from(vec![
-        Span::styled(format!(" {:>KEY_COLUMN$}  ", binding.label), theme.key),
-        Span::styled(binding.help, theme.text),
+        Span::styled(format!(" {:>KEY_COLUMN$}  ", binding.label()), theme.key),
+        Span::styled(binding.info.help, theme.text),
+        Span::styled(format!(" [{}]", binding.info.name), theme.muted),
     ])
 }

@@ -2,6 +2,7 @@
 //! only from `App`; none of them change state.
 
 pub mod confirm;
+pub mod confusion;
 pub mod dataset;
 pub mod folds;
 pub mod footer;
