@@ -58,37 +58,37 @@ pub const ARCHS: &[ArchInfo] = &[
     ArchInfo {
         name: "resnet18",
         about: "torchvision ResNet-18",
-        weights: "torchvision resnet18 state_dict (.pth/.safetensors)",
+        weights: "none yet (names match torchvision's resnet18 state_dict)",
     },
     ArchInfo {
         name: "resnet34",
         about: "torchvision ResNet-34",
-        weights: "torchvision resnet34 state_dict (.pth/.safetensors)",
+        weights: "none yet (names match torchvision's resnet34 state_dict)",
     },
     ArchInfo {
         name: "resnet50",
         about: "torchvision ResNet-50 (v1.5 bottlenecks)",
-        weights: "torchvision resnet50 state_dict (.pth/.safetensors)",
+        weights: "none yet (names match torchvision's resnet50 state_dict)",
     },
     ArchInfo {
         name: "xresnet18",
         about: "fastai xresnet18 (Bag of Tricks); mish, self_attention, maxblurpool",
-        weights: "fastai xresnet18 state_dict",
+        weights: "none yet (names match fastai's xresnet18 state_dict)",
     },
     ArchInfo {
         name: "xresnet34",
         about: "fastai xresnet34 (Bag of Tricks); mish, self_attention, maxblurpool",
-        weights: "fastai xresnet34 state_dict",
+        weights: "none yet (names match fastai's xresnet34 state_dict)",
     },
     ArchInfo {
         name: "xresnet50",
         about: "fastai xresnet50 (Bag of Tricks); mish, self_attention, maxblurpool",
-        weights: "fastai xresnet50 state_dict",
+        weights: "none yet (names match fastai's xresnet50 state_dict)",
     },
     ArchInfo {
         name: "efficientnet_lite0",
         about: "EfficientNet-Lite0; --pretrained takes ImageNet weights (fastai head, fine-tune)",
-        weights: "../shared/weights/efficientnet_lite0.safetensors (names as lukemelas' EfficientNet-PyTorch)",
+        weights: "--pretrained: efficientnet_lite0.safetensors / .pth (lukemelas' names)",
     },
 ];
 
