@@ -437,6 +437,64 @@ mod tests {
     }
 
     #[test]
+    fn corrections_are_logged_with_ids_and_names_and_redone_epochs_dropped() {
+        use crate::data::{Item, LabelLayout, TaskType};
+        let t = tempfile::tempdir().unwrap();
+        let run = RunDir::create(&t.path().join("run")).unwrap();
+        let item = |id: &str, class| Item {
+            id: id.into(),
+            path: t.path().join(format!("{id}.jpg")),
+            labels: vec![class],
+        };
+        let ds = Dataset {
+            source: t.path().into(),
+            classes: vec!["healthy".into(), "rust, early".into()],
+            items: vec![item("Train_0", 0), item("Train_1", 1)],
+            task: TaskType::Binary,
+            layout: LabelLayout::ClassFolders,
+        };
+        let corrected = |fold, epoch, image: &str| Event::LabelCorrected {
+            fold,
+            epoch,
+            step: 7,
+            image: t.path().join(image).display().to_string(),
+            old: 0,
+            new: 1,
+            p_old: 0.125,
+            p_new: 0.75,
+            theta: 0.5,
+        };
+        let mut log = CorrectionsLog::open(run.file(CorrectionsLog::FILE), &ds).unwrap();
+        log.record(&corrected(0, 1, "Train_0.jpg")).unwrap();
+        log.record(&corrected(1, 1, "Train_1.jpg")).unwrap();
+        log.record(&corrected(0, 2, "Train_1.jpg")).unwrap();
+        // Other events write nothing.
+        log.record(&Event::Warning {
+            message: "x".into(),
+        })
+        .unwrap();
+        drop(log);
+        let read = || std::fs::read_to_string(run.file(CorrectionsLog::FILE)).unwrap();
+        assert_eq!(
+            read(),
+            format!(
+                "{}0,1,7,Train_0,healthy,\"rust, early\",0.125000,0.750000,0.500000\n\
+                 1,1,7,Train_1,healthy,\"rust, early\",0.125000,0.750000,0.500000\n\
+                 0,2,7,Train_1,healthy,\"rust, early\",0.125000,0.750000,0.500000\n",
+                CorrectionsLog::HEADER
+            )
+        );
+        // Fold 0 resumed after epoch 1 redoes epoch 2: only that row goes.
+        run.drop_correction_rows(0, 2).unwrap();
+        let rows: Vec<String> = read().lines().map(String::from).collect();
+        assert_eq!(rows.len(), 3, "{rows:?}");
+        assert!(rows[1].starts_with("0,1,7,Train_0") && rows[2].starts_with("1,1,7,Train_1"));
+        // Reopening appends without a second header.
+        CorrectionsLog::open(run.file(CorrectionsLog::FILE), &ds).unwrap();
+        assert_eq!(read().matches("fold,epoch").count(), 1);
+    }
+
+    #[test]
     fn a_non_empty_directory_is_never_reused() {
         let t = tempfile::tempdir().unwrap();
         std::fs::write(t.path().join("mine.txt"), "precious").unwrap();
