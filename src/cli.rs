@@ -39,9 +39,22 @@ pub enum Cmd {
     AugmentPreview(AugmentPreviewArgs),
     /// List every architecture with its parameter count, description and accepted weights.
     Models(ModelsArgs),
+    /// Summarise a run's label corrections; `--export` writes the corrected labels to a new CSV.
+    Corrections(CorrectionsArgs),
     /// Watch and steer a run another process is running (or look at a finished
     /// one); leaving never stops the run.
     Attach(AttachArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CorrectionsArgs {
+    /// The run directory.
+    #[arg(value_name = "RUN_DIR")]
+    pub run_dir: PathBuf,
+    /// Write `image_id,<class columns>` with the corrected labels to this new file
+    /// (never overwritten; your own CSV is never touched).
+    #[arg(long, value_name = "FILE")]
+    pub export: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -1,6 +1,7 @@
 //! One function per subcommand; `run` dispatches.
 
 pub mod attach;
+pub mod corrections;
 mod detach;
 pub mod folds;
 pub mod models;
@@ -31,6 +32,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Cmd::AugmentPreview(args)) => pictures::augment_preview(args),
         Some(Cmd::Models(args)) => models::models(args),
         Some(Cmd::Attach(args)) => attach::attach(args),
+        Some(Cmd::Corrections(args)) => corrections::corrections(args),
     }
 }
 
