@@ -269,20 +269,27 @@ pub struct MetricsLog {
     file: File,
 }
 
+/// Open a CSV the run appends to, writing `header` when the file is new (a
+/// resumed run appends to its own file).
+fn open_csv_log(path: &Path, header: &str) -> Result<File> {
+    let new = !path.exists();
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    if new {
+        file.write_all(header.as_bytes())
+            .map_err(|e| Error::io(path, e))?;
+    }
+    Ok(file)
+}
+
 impl MetricsLog {
     pub const HEADER: &'static str = "fold,epoch,train_loss,valid_loss,accuracy,roc_auc,seconds\n";
 
     pub fn open(path: PathBuf) -> Result<MetricsLog> {
-        let new = !path.exists();
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
-        if new {
-            file.write_all(Self::HEADER.as_bytes())
-                .map_err(|e| Error::io(&path, e))?;
-        }
+        let file = open_csv_log(&path, Self::HEADER)?;
         Ok(MetricsLog { path, file })
     }
 
@@ -327,16 +334,7 @@ impl CorrectionsLog {
         "fold,epoch,step,image_id,old_label,new_label,p_old,p_new,theta\n";
 
     pub fn open(path: PathBuf, ds: &Dataset) -> Result<CorrectionsLog> {
-        let new = !path.exists();
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
-        if new {
-            file.write_all(Self::HEADER.as_bytes())
-                .map_err(|e| Error::io(&path, e))?;
-        }
+        let file = open_csv_log(&path, Self::HEADER)?;
         let ids = ds
             .items
             .iter()
