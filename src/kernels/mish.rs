@@ -8,10 +8,6 @@
 
 use crate::kernels::float::{Float, dispatch2};
 use candle_core::{CustomOp1, CustomOp2, Layout, Shape, Tensor};
-use rayon::prelude::*;
-
-/// Elements per rayon task.
-const CHUNK: usize = 1 << 14;
 
 /// x * tanh(softplus(x)). Differentiable.
 pub fn mish(x: &Tensor) -> candle_core::Result<Tensor> {
@@ -40,16 +36,9 @@ fn mish_slope(x: f64) -> f64 {
     t + x * (1.0 - t * t) * sigmoid
 }
 
+/// `relu::map2` with the formula in f64 (Mish needs exp/tanh at full precision).
 fn map2<T: Float>(a: &[T], b: &[T], f: impl Fn(f64, f64) -> f64 + Sync) -> Vec<T> {
-    let mut out = vec![T::ZERO; a.len()];
-    out.par_chunks_mut(CHUNK)
-        .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
-        .for_each(|(o, (a, b))| {
-            for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
-                *o = T::from_f64(f(a.to_f64(), b.to_f64()));
-            }
-        });
-    out
+    super::relu::map2(a, b, |a, b| T::from_f64(f(a.to_f64(), b.to_f64())))
 }
 
 struct Mish;

@@ -43,7 +43,8 @@ fn clamp<T: Float>(v: T) -> T {
     if v < T::ZERO { T::ZERO } else { v }
 }
 
-fn map2<T: Float>(a: &[T], b: &[T], f: impl Fn(T, T) -> T + Sync) -> Vec<T> {
+/// `f` of each pair of elements, in parallel chunks (the element-wise kernels share it).
+pub(crate) fn map2<T: Float>(a: &[T], b: &[T], f: impl Fn(T, T) -> T + Sync) -> Vec<T> {
     let mut out = vec![T::ZERO; a.len()];
     out.par_chunks_mut(CHUNK)
         .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))

@@ -55,15 +55,17 @@ mod tests {
     #[test]
     fn drops_about_p_scales_the_rest_and_repeats_per_step() {
         let x = Tensor::ones((100, 100), candle_core::DType::F32, &Device::Cpu).unwrap();
+        let run = |d: &Dropout, train| -> Vec<f32> {
+            d.forward_t(&x, train)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap()
+        };
         let d = Dropout::new(0.25, 7);
         d.begin_step(3);
-        let a: Vec<f32> = d
-            .forward_t(&x, true)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let a: Vec<f32> = run(&d, true);
         let zeros = a.iter().filter(|v| **v == 0.0).count() as f64 / a.len() as f64;
         // 10_000 Bernoulli(0.25) draws: standard deviation 0.0043.
         assert!((zeros - 0.25).abs() < 0.02, "{zeros}");
@@ -71,30 +73,12 @@ mod tests {
             a.iter()
                 .all(|v| *v == 0.0 || (*v - 1.0 / 0.75).abs() < 1e-6)
         );
-        let again: Vec<f32> = d
-            .forward_t(&x, true)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let again: Vec<f32> = run(&d, true);
         assert_eq!(a, again, "same step, same mask");
         d.begin_step(4);
-        let next: Vec<f32> = d
-            .forward_t(&x, true)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let next: Vec<f32> = run(&d, true);
         assert_ne!(a, next);
-        let eval: Vec<f32> = d
-            .forward_t(&x, false)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let eval: Vec<f32> = run(&d, false);
         assert!(eval.iter().all(|v| *v == 1.0));
     }
 }

@@ -145,10 +145,7 @@ pub fn fit_fold(
     // have changed it), with the normalisation it started with.
     let sizes = SizePlan::from_config(t);
     let mut size = match &resume {
-        Some(c) => c
-            .progress
-            .size
-            .unwrap_or_else(|| sizes.scheduled(c.progress.epochs_done.saturating_sub(1))),
+        Some(c) => sizes.resumed(c.progress.size, c.progress.epochs_done),
         None => t.size,
     };
     // The training labels as label correction leaves them; a resumed fold
@@ -311,7 +308,8 @@ pub fn fit_fold(
                     let probs =
                         candle_nn::ops::softmax_last_dim(&logits.detach().to_dtype(DType::F32)?)?
                             .to_vec2::<f32>()?;
-                    for c in plc::corrections(&probs, &batch, &labels, theta_now) {
+                    let corrected = plc::corrections(&probs, &batch, &labels, theta_now);
+                    for c in &corrected {
                         for &i in &copies[c.item] {
                             labels[i] = c.new as u32;
                         }
@@ -327,7 +325,9 @@ pub fn fit_fold(
                             theta: theta_now,
                         });
                     }
-                    train_set.set_classes(&labels)?;
+                    if !corrected.is_empty() {
+                        train_set.set_classes(&labels)?;
+                    }
                 }
             }
             loss_sum += loss;

@@ -113,9 +113,7 @@ pub fn predict_run(
     let mut sum = vec![vec![0f32; classes.len()]; images.len()];
     for (fold, progress) in &present {
         // Each fold predicts at the size its last epoch trained at.
-        let size = progress
-            .size
-            .unwrap_or_else(|| sizes.scheduled(progress.epochs_done.saturating_sub(1)));
+        let size = sizes.resumed(progress.size, progress.epochs_done);
         let set = match sets.entry(size) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {

@@ -46,6 +46,12 @@ impl SizePlan {
             .map_or(self.start, |&(_, s)| s)
     }
 
+    /// The size a checkpointed fold's last epoch had: the one it recorded, or
+    /// (checkpoints from before progressive resizing) the schedule's.
+    pub fn resumed(&self, recorded: Option<u32>, epochs_done: usize) -> u32 {
+        recorded.unwrap_or_else(|| self.scheduled(epochs_done.saturating_sub(1)))
+    }
+
     /// The size the last epoch trains at when nobody asks for a resize.
     pub fn last(&self) -> u32 {
         self.steps.last().map_or(self.start, |&(_, s)| s)
