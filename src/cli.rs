@@ -282,13 +282,18 @@ pub struct TrainArgs {
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = [
         "config", "data", "images", "task", "run_dir", "epochs", "size", "bs", "lr",
         "seed", "k", "fold", "limit", "oversample", "undersample", "arch", "activation",
-        "self_attention", "maxblurpool", "pretrained",
+        "self_attention", "maxblurpool", "pretrained", "soft_labels",
     ])]
     pub resume: Option<PathBuf>,
     /// Pretrained weights (safetensors or zip .pth) for the body of model.arch;
     /// its classifier is replaced by fastai's head [default: the config's model.pretrained].
     #[arg(long, value_name = "FILE")]
     pub pretrained: Option<PathBuf>,
+    /// Soft labelling: the oof.csv of a finished k-fold run on the same images;
+    /// trains on `alpha * label + (1 - alpha) * predicted` [default: the
+    /// config's soft_labels.oof].
+    #[arg(long, value_name = "OOF_CSV")]
+    pub soft_labels: Option<PathBuf>,
     #[arg(long)]
     pub epochs: Option<usize>,
     /// Square image side in pixels.

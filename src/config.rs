@@ -40,6 +40,7 @@ pub struct RunConfig {
     pub augmentation: AugmentationConfig,
     pub mixing: MixingConfig,
     pub label_correction: LabelCorrectionConfig,
+    pub soft_labels: SoftLabelsConfig,
     pub tta: TtaConfig,
     pub dashboard: DashboardConfig,
 }
@@ -53,6 +54,16 @@ pub enum TaskChoice {
     Binary,
     MultiClass,
     MultiLabel,
+}
+
+impl From<TaskType> for TaskChoice {
+    fn from(t: TaskType) -> Self {
+        match t {
+            TaskType::Binary => TaskChoice::Binary,
+            TaskType::MultiClass => TaskChoice::MultiClass,
+            TaskType::MultiLabel => TaskChoice::MultiLabel,
+        }
+    }
 }
 
 impl TaskChoice {
@@ -449,6 +460,7 @@ pub enum ThetaSchedule {
 #[serde(deny_unknown_fields, default)]
 pub struct LabelCorrectionConfig {
     pub enabled: bool,
+    pub method: CorrectionMethod,
     /// Share of all iterations before the first correction.
     pub warmup: f64,
     pub theta_start: f64,
@@ -456,17 +468,80 @@ pub struct LabelCorrectionConfig {
     pub schedule: ThetaSchedule,
     /// Step of the dashboard's +/- keys.
     pub theta_step: f64,
+    /// The ratio method: epochs of training softmax averaged per item.
+    pub window: usize,
+    /// The ratio method: relabel when p(label) / p(argmax) is below delta.
+    pub delta_start: f64,
+    /// The ratio method: delta's raise after an epoch that changed few labels.
+    pub delta_step: f64,
+    pub delta_max: f64,
+    /// The ratio method: "few" = below this share of the training items.
+    pub min_changed: f64,
+}
+
+/// Which PLC rule corrects labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum CorrectionMethod {
+    /// The techniques document's rule: after every iteration,
+    /// |p_predicted - p_labelled| > theta on the batch's softmax.
+    #[default]
+    Threshold,
+    /// The published variant (Zhang et al., ICLR 2021): after every epoch,
+    /// p(label) / p(argmax) of the softmax averaged over recent epochs below delta.
+    Ratio,
 }
 
 impl Default for LabelCorrectionConfig {
     fn default() -> Self {
         LabelCorrectionConfig {
             enabled: false,
+            method: CorrectionMethod::Threshold,
             warmup: 0.2,
             theta_start: 0.9,
             theta_end: 0.5,
             schedule: ThetaSchedule::Linear,
             theta_step: 0.05,
+            window: 3,
+            // The published code's defaults.
+            delta_start: 0.3,
+            delta_step: 0.1,
+            delta_max: 0.9,
+            min_changed: 0.001,
+        }
+    }
+}
+
+/// Soft labelling's "predicted" part: the OOF probabilities themselves, or
+/// their argmax as a one-hot row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum PredictedTarget {
+    #[default]
+    Probs,
+    Argmax,
+}
+
+/// Soft labelling (techniques section 10): train on
+/// `alpha * label + (1 - alpha) * predicted`, predicted from a finished k-fold
+/// run's out-of-fold probabilities.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SoftLabelsConfig {
+    /// The `oof.csv` of a finished k-fold run on the same images; None = off.
+    pub oof: Option<PathBuf>,
+    /// Weight of the given label.
+    pub alpha: f64,
+    pub predicted: PredictedTarget,
+}
+
+impl Default for SoftLabelsConfig {
+    fn default() -> Self {
+        SoftLabelsConfig {
+            oof: None,
+            // The 7:3 blend of the Plant Pathology 2020 winners' soft labels.
+            alpha: 0.7,
+            predicted: PredictedTarget::Probs,
         }
     }
 }
@@ -804,6 +879,11 @@ const KEY_DOCS: &[(&str, &str, &str)] = &[
     ),
     (
         "label_correction",
+        "method",
+        "threshold (|p_pred - p_label| > theta per iteration) | ratio (published: averaged p_label/p_max < delta per epoch)",
+    ),
+    (
+        "label_correction",
         "warmup",
         "share of all iterations before the first correction",
     ),
@@ -825,7 +905,47 @@ const KEY_DOCS: &[(&str, &str, &str)] = &[
     (
         "label_correction",
         "theta_step",
-        "how much the dashboard's +/- keys move theta",
+        "how much the dashboard's +/- keys move theta (delta for the ratio method)",
+    ),
+    (
+        "label_correction",
+        "window",
+        "ratio method: epochs of training softmax averaged per item",
+    ),
+    (
+        "label_correction",
+        "delta_start",
+        "ratio method: relabel when p(label) / p(argmax) < delta",
+    ),
+    (
+        "label_correction",
+        "delta_step",
+        "ratio method: delta's raise after an epoch that changed few labels",
+    ),
+    (
+        "label_correction",
+        "delta_max",
+        "ratio method: delta's ceiling",
+    ),
+    (
+        "label_correction",
+        "min_changed",
+        "ratio method: fewer changes than this share of the items raise delta",
+    ),
+    (
+        "soft_labels",
+        "oof",
+        "oof.csv of a finished k-fold run on the same images: train on soft labels blended from it",
+    ),
+    (
+        "soft_labels",
+        "alpha",
+        "weight of the given label: target = alpha * label + (1 - alpha) * predicted",
+    ),
+    (
+        "soft_labels",
+        "predicted",
+        "probs | argmax: the OOF probabilities, or their argmax as a one-hot row",
     ),
     ("tta", "n", "augmented passes per image (fastai: 4)"),
     (
@@ -1048,6 +1168,34 @@ impl RunConfig {
         if !(lc.theta_step > 0.0 && lc.theta_step <= 1.0) {
             return bad("label_correction.theta_step", "must be in (0, 1]");
         }
+        if lc.window == 0 {
+            return bad("label_correction.window", "must be at least 1 epoch");
+        }
+        for (key, v) in [
+            ("label_correction.delta_start", lc.delta_start),
+            ("label_correction.delta_step", lc.delta_step),
+            ("label_correction.delta_max", lc.delta_max),
+            ("label_correction.min_changed", lc.min_changed),
+        ] {
+            // delta bounds a ratio of probabilities; the others are shares.
+            if !(0.0..=1.0).contains(&v) {
+                return bad(key, &format!("is {v}, expected a value in [0, 1]"));
+            }
+        }
+        let sl = &self.soft_labels;
+        if !(0.0..=1.0).contains(&sl.alpha) {
+            return bad(
+                "soft_labels.alpha",
+                &format!("is {}, expected a weight in [0, 1]", sl.alpha),
+            );
+        }
+        // PLC changes hard labels; a soft target has none to change.
+        if lc.enabled && sl.oof.is_some() {
+            return bad(
+                "label_correction.enabled",
+                "cannot be combined with soft_labels.oof (PLC corrects hard labels); use one of the two",
+            );
+        }
         // PLC reads each item's prediction off its training forward pass; a
         // mixed image's prediction is about two items, not one.
         if lc.enabled && self.mixing.method != MixMethod::None {
@@ -1248,6 +1396,7 @@ impl RunConfig {
             "augmentation",
             "mixing",
             "label_correction",
+            "soft_labels",
             "tta",
             "dashboard",
         ];

@@ -102,6 +102,7 @@ fn frozen_epoch_trains_head_and_norms_and_resume_matches_an_uninterrupted_run() 
         train: two_colours(dir.path(), "t", 4, 1),
         valid: two_colours(dir.path(), "v", 1, 2),
         num_classes: 2,
+        dense_targets: None,
     };
     let file = pretrained_file(dir.path());
     let cfg = config(&file);

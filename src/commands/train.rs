@@ -29,14 +29,13 @@ pub fn resolve_config(args: &TrainArgs) -> Result<RunConfig> {
         cfg.data.images = Some(i.clone());
     }
     if let Some(t) = args.task {
-        cfg.data.task = match t {
-            crate::data::TaskType::Binary => TaskChoice::Binary,
-            crate::data::TaskType::MultiClass => TaskChoice::MultiClass,
-            crate::data::TaskType::MultiLabel => TaskChoice::MultiLabel,
-        };
+        cfg.data.task = TaskChoice::from(t);
     }
     if let Some(p) = &args.pretrained {
         cfg.model.pretrained = Some(p.clone());
+    }
+    if let Some(p) = &args.soft_labels {
+        cfg.soft_labels.oof = Some(p.clone());
     }
     // Checked before the run directory exists, so a typo leaves nothing behind.
     if let Some(p) = &cfg.model.pretrained
@@ -113,12 +112,6 @@ fn new_plan(args: &TrainArgs) -> Result<(RunPlan, crate::tui::Theme)> {
         task: cfg.data.task.forced(),
     };
     let ds = limit_items(load_dataset(&spec)?, args.limit);
-    if ds.task.is_multi_label() {
-        return Err(Error::input(format!(
-            "{}: multi-label training is not available yet (the data has images with several labels)\nfix: train a single-label CSV, or use `orchard stats` / `orchard folds` for now",
-            ds.source.display()
-        )));
-    }
     let run_path = args
         .run_dir
         .clone()

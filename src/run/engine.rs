@@ -6,7 +6,7 @@
 //! thread; the dashboard's tokio loop receives its events over an unbounded
 //! channel whose sender works from any thread.
 
-use crate::config::RunConfig;
+use crate::config::{RunConfig, TaskChoice};
 use crate::data::sampling::{Resampling, class_counts};
 use crate::data::{Dataset, Folds, assign_folds};
 use crate::error::{Error, Result};
@@ -14,9 +14,11 @@ use crate::run::control::ControlServer;
 use crate::run::events::{Command, DatasetSummary, Event, Stamped};
 use crate::run::rundir::{CorrectionsLog, EventLog, MetricsLog, RunDir};
 use crate::train::checkpoint;
+use crate::train::dense_loss::DenseTargets;
 use crate::train::fit::{
     FitHooks, Flow, FoldData, Sample, fit_fold, planned_schedule, steps_per_epoch,
 };
+use crate::train::soft_labels;
 use std::path::Path;
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
@@ -196,6 +198,8 @@ pub struct RunPlan {
     pub folds: Folds,
     pub resampling: Resampling,
     pub run_dir: RunDir,
+    /// Soft labelling's blended target of every data set item (item order).
+    pub soft_targets: Option<Vec<Vec<f32>>>,
     /// A dashboard steers the run (set by the caller before `start`).
     pub interactive: bool,
 }
@@ -204,23 +208,37 @@ impl RunPlan {
     /// Check the config against the data and assign folds; only then create
     /// the run directory (so bad input leaves nothing behind) and write
     /// config.toml and folds.csv.
-    pub fn prepare(config: RunConfig, dataset: Dataset, run_path: &Path) -> Result<RunPlan> {
+    pub fn prepare(mut config: RunConfig, dataset: Dataset, run_path: &Path) -> Result<RunPlan> {
         config.validate()?;
+        // The run's config.toml names the task it trained (prediction and
+        // resume must not guess again).
+        config.data.task = TaskChoice::from(dataset.task);
+        if dataset.task.is_multi_label() && config.label_correction.enabled {
+            return Err(Error::input(format!(
+                "{}: label_correction is not available for multi-label data yet\nfix: set label_correction.enabled = false (soft labels work for multi-label data)",
+                dataset.source.display()
+            )));
+        }
         let folds = assign_folds(&dataset, config.folds.k, config.folds.seed)?;
         let resampling = Resampling::from_names(
             &dataset,
             &config.folds.oversample,
             &config.folds.undersample,
         )?;
+        let soft_targets = soft_labels::soft_targets(&dataset, &config.soft_labels)?;
         let run_dir = RunDir::create(run_path)?;
         run_dir.write_config(&config)?;
         run_dir.write_folds(&dataset, &folds)?;
+        if let Some(rows) = &soft_targets {
+            soft_labels::write_targets(&run_dir.file(soft_labels::TARGETS_FILE), &dataset, rows)?;
+        }
         Ok(RunPlan {
             config,
             dataset,
             folds,
             resampling,
             run_dir,
+            soft_targets,
             interactive: false,
         })
     }
@@ -231,6 +249,31 @@ impl RunPlan {
             Some(f) => vec![f],
             None => (0..self.folds.k).collect(),
         }
+    }
+
+    /// The target rows of a fold whose items are not just classes: soft
+    /// labels (training only) and multi-label data (0/1 rows, or their soft
+    /// blend for training).
+    pub fn dense_targets(&self, train: &[usize], valid: &[usize]) -> Option<DenseTargets> {
+        let ds = &self.dataset;
+        let soft = self.soft_targets.as_ref();
+        let multi_hot = |i: usize| {
+            let mut row = vec![0.0; ds.num_classes()];
+            for &c in &ds.items[i].labels {
+                row[c] = 1.0;
+            }
+            row
+        };
+        let train_rows = |row: &dyn Fn(usize) -> Vec<f32>| train.iter().map(|&i| row(i)).collect();
+        if ds.task.is_multi_label() {
+            let train = match soft {
+                Some(rows) => train_rows(&|i| rows[i].clone()),
+                None => train_rows(&multi_hot),
+            };
+            let valid = valid.iter().map(|&i| multi_hot(i)).collect();
+            return Some(DenseTargets::multi_label(train, valid));
+        }
+        soft.map(|rows| DenseTargets::soft(train_rows(&|i| rows[i].clone())))
     }
 
     /// The resampled training indices of fold `f`.
@@ -381,6 +424,7 @@ fn train_folds(
             train: train.iter().map(sample).collect(),
             valid: valid.iter().map(sample).collect(),
             num_classes: ds.num_classes(),
+            dense_targets: plan.dense_targets(&train, &valid),
         };
         let ckpt = checkpoint::fold_path(&plan.run_dir.path, f);
         // A fold a resumed run finished before is reported, not retrained, and

@@ -11,6 +11,7 @@ use crate::data::{DataSpec, Dataset, Folds, Resampling, load_dataset};
 use crate::error::{Error, Result};
 use crate::run::engine::RunPlan;
 use crate::run::rundir::RunDir;
+use crate::train::soft_labels;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -47,6 +48,14 @@ impl RunPlan {
             &config.folds.oversample,
             &config.folds.undersample,
         )?;
+        // The targets the run started with, even if the OOF file changed since.
+        let soft_targets = match &config.soft_labels.oof {
+            Some(_) => Some(soft_labels::read_targets(
+                &run_path.join(soft_labels::TARGETS_FILE),
+                &dataset,
+            )?),
+            None => None,
+        };
         Ok(RunPlan {
             config,
             dataset,
@@ -55,6 +64,7 @@ impl RunPlan {
             run_dir: RunDir {
                 path: run_path.to_path_buf(),
             },
+            soft_targets,
             interactive: false,
         })
     }

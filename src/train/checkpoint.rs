@@ -22,6 +22,7 @@ const MODEL: &str = "model.";
 const OPTIM: &str = "optim.";
 const VALID_PROBS: &str = "valid_probs";
 const TRAIN_LABELS: &str = "train_labels";
+const CORRECTION: &str = "plc.";
 
 /// Where a fold has got to: everything a resumed run needs besides tensors.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,6 +66,9 @@ pub struct Checkpoint {
     pub valid_probs: Vec<Vec<f32>>,
     /// The training labels as label correction left them (empty without it).
     pub train_labels: Vec<u32>,
+    /// The label-correction rule's own state by name (the ratio method's
+    /// softmax history and delta; empty otherwise).
+    pub correction_state: HashMap<String, Tensor>,
 }
 
 /// `RUN_DIR/checkpoints/fold<F>.safetensors`.
@@ -82,6 +86,9 @@ pub fn save(path: &Path, ckpt: &Checkpoint) -> Result<()> {
     }
     for (name, t) in &ckpt.optimizer {
         tensors.push((format!("{OPTIM}{name}"), t.to_device(&Device::Cpu)?));
+    }
+    for (name, t) in &ckpt.correction_state {
+        tensors.push((format!("{CORRECTION}{name}"), t.to_device(&Device::Cpu)?));
     }
     let rows = ckpt.valid_probs.len();
     let cols = ckpt.valid_probs.first().map_or(0, Vec::len);
@@ -182,11 +189,14 @@ pub fn load(path: &Path, device: &Device) -> Result<Option<Checkpoint>> {
     let mut optimizer = HashMap::new();
     let mut valid_probs = Vec::new();
     let mut train_labels = Vec::new();
+    let mut correction_state = HashMap::new();
     for (name, t) in all {
         if let Some(n) = name.strip_prefix(MODEL) {
             model.insert(n.to_string(), t);
         } else if let Some(n) = name.strip_prefix(OPTIM) {
             optimizer.insert(n.to_string(), t);
+        } else if let Some(n) = name.strip_prefix(CORRECTION) {
+            correction_state.insert(n.to_string(), t);
         } else if name == VALID_PROBS {
             valid_probs = t
                 .to_dtype(DType::F32)?
@@ -205,6 +215,7 @@ pub fn load(path: &Path, device: &Device) -> Result<Option<Checkpoint>> {
         optimizer,
         valid_probs,
         train_labels,
+        correction_state,
     }))
 }
 
@@ -276,6 +287,10 @@ mod tests {
             optimizer: HashMap::from([("fc.weight.exp_avg".into(), t(&[0.1, 0.2]))]),
             valid_probs: vec![vec![0.25, 0.75], vec![0.5, 0.5]],
             train_labels: vec![1, 0, 2],
+            correction_state: HashMap::from([(
+                "delta".to_string(),
+                Tensor::new(&[0.25f64], &Device::Cpu).unwrap(),
+            )]),
         }
     }
 
@@ -295,6 +310,8 @@ mod tests {
         let v = |m: &HashMap<String, Tensor>, k: &str| m[k].to_vec1::<f32>().unwrap();
         assert_eq!(v(&back.model, "fc.weight"), [1.0, -2.0]);
         assert_eq!(v(&back.optimizer, "fc.weight.exp_avg"), [0.1, 0.2]);
+        let delta = back.correction_state["delta"].to_vec1::<f64>().unwrap();
+        assert_eq!(delta, [0.25]);
         // No temporary file is left behind.
         let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
             .unwrap()

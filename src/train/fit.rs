@@ -6,7 +6,7 @@
 //! event means (log line, dashboard update) and when to pause or stop.
 
 use crate::augment::{Normalization, Pipeline, batch_seed, load_set_at, training_loss};
-use crate::config::{Recipe, RunConfig, SchedulePolicy, TrainingConfig};
+use crate::config::{CorrectionMethod, Recipe, RunConfig, SchedulePolicy, TrainingConfig};
 use crate::error::{Error, Result};
 use crate::models::{self, Classifier};
 use crate::rng::Rng;
@@ -14,10 +14,12 @@ use crate::run::Event;
 use crate::train::batches::{ImageSet, training_batches, validation_batches};
 use crate::train::checkpoint::{self, Checkpoint, Progress};
 use crate::train::clip::clip_grad_norm;
+use crate::train::dense_loss::{DenseLoss, DenseTargets, batch_targets, dense_training_loss};
 use crate::train::fine_tune::TrainingPlan;
 use crate::train::metrics;
 use crate::train::optim::{OptimSettings, StepHypers};
 use crate::train::plc::{self, ThetaScheduler};
+use crate::train::plc_ratio::RatioCorrector;
 use crate::train::resizing::{SizeDecision, SizePlan};
 use crate::train::schedule::{flat_cos, one_cycle};
 use candle_core::{D, DType, Device};
@@ -41,6 +43,10 @@ pub struct FoldData {
     pub train: Vec<Sample>,
     pub valid: Vec<Sample>,
     pub num_classes: usize,
+    /// Soft labels or multi-label rows; None trains and validates on the
+    /// samples' classes. Soft labels never reach validation, so the metrics
+    /// stay about the labels the user gave.
+    pub dense_targets: Option<DenseTargets>,
 }
 
 /// What the loop should do next.
@@ -133,7 +139,7 @@ pub fn fit_fold(
                 train_loss: c.progress.train_loss,
                 valid_loss: c.progress.valid_loss,
                 accuracy: c.progress.accuracy,
-                roc_auc: roc_auc_of(&c.valid_probs, &classes_of(&data.valid))?,
+                roc_auc: roc_auc_of(&c.valid_probs, &valid_truth(data)?)?,
                 epochs_done: c.progress.epochs_done,
                 stopped: false,
                 valid_probs: c.valid_probs.clone(),
@@ -151,12 +157,12 @@ pub fn fit_fold(
     // The training labels as label correction leaves them; a resumed fold
     // goes on with its checkpoint's.
     let mut labels: Vec<u32> = data.train.iter().map(|s| s.class as u32).collect();
-    let mut theta = cfg.label_correction.enabled.then(|| {
-        ThetaScheduler::new(
-            &cfg.label_correction,
-            steps_per_epoch(data.train.len(), t.batch_size) * t.epochs,
-        )
-    });
+    let lc = &cfg.label_correction;
+    let fold_steps = steps_per_epoch(data.train.len(), t.batch_size) * t.epochs;
+    let mut theta = (lc.enabled && lc.method == CorrectionMethod::Threshold)
+        .then(|| ThetaScheduler::new(lc, fold_steps));
+    let mut ratio = (lc.enabled && lc.method == CorrectionMethod::Ratio)
+        .then(|| RatioCorrector::new(lc, data.train.len(), data.num_classes, fold_steps));
     if let Some(c) = &resume {
         if !c.train_labels.is_empty() {
             if c.train_labels.len() != labels.len() {
@@ -171,6 +177,9 @@ pub fn fit_fold(
         }
         if let (Some(th), Some((step, value))) = (&mut theta, c.progress.theta_anchor) {
             th.set(step, value);
+        }
+        if let Some(r) = &mut ratio {
+            r.restore(&c.correction_state)?;
         }
     }
     // Oversampling repeats an image: a correction applies to every copy.
@@ -205,6 +214,7 @@ pub fn fit_fold(
     let mut opt = plan.optimizer_at(first_step, model.as_ref(), settings)?;
     let schedule = &plan.schedule;
 
+    let truth = valid_truth(data)?;
     let mut step = 0;
     let mut result = FitResult {
         train_loss: f64::NAN,
@@ -227,7 +237,7 @@ pub fn fit_fold(
         result.train_loss = c.progress.train_loss;
         result.valid_loss = c.progress.valid_loss;
         result.accuracy = c.progress.accuracy;
-        result.roc_auc = roc_auc_of(&c.valid_probs, &classes_of(&data.valid))?;
+        result.roc_auc = roc_auc_of(&c.valid_probs, &valid_truth(data)?)?;
         result.epochs_done = c.progress.epochs_done;
         result.valid_probs = c.valid_probs;
         hooks.event(Event::FoldResumed {
@@ -255,6 +265,9 @@ pub fn fit_fold(
         let mut batches_run = 0;
         let mut epoch_started = false;
         let batches = training_batches(train_set.len(), t.batch_size, fold_seed, epoch);
+        if let Some(r) = &mut ratio {
+            r.begin_epoch(epoch);
+        }
         for (b, batch) in batches.into_iter().enumerate() {
             if hooks.between_batches(step) == Flow::Stop {
                 result.stopped = true;
@@ -278,7 +291,16 @@ pub fn fit_fold(
             let seed = batch_seed(fold_seed, epoch, b);
             let xb = pipeline.train_batch(&train_set, &batch, seed, &device)?;
             let logits = model.forward_t(&xb.x, true)?;
-            let loss_t = training_loss(&logits, &xb.y, xb.mix.as_ref(), t.label_smoothing)?;
+            let loss_t = match &data.dense_targets {
+                Some(d) => dense_training_loss(
+                    &logits,
+                    &batch_targets(&d.train, &batch, &device)?,
+                    xb.mix.as_ref(),
+                    t.label_smoothing,
+                    d.loss,
+                )?,
+                None => training_loss(&logits, &xb.y, xb.mix.as_ref(), t.label_smoothing)?,
+            };
             let loss = loss_t.to_scalar::<f32>()? as f64;
             if !loss.is_finite() {
                 // Stepping would spread the NaN/inf into every weight: skip the
@@ -300,33 +322,23 @@ pub fn fit_fold(
                 clip_grad_norm(&mut grads, model.trainable(), max_norm)?;
             }
             opt.step(&grads, StepHypers { lr, mom })?;
-            if let Some(th) = &mut theta {
-                if let Some(value) = hooks.take_theta_request() {
-                    th.set(step, value);
+            if theta.is_some() || ratio.is_some() {
+                let probs =
+                    candle_nn::ops::softmax_last_dim(&logits.detach().to_dtype(DType::F32)?)?
+                        .to_vec2::<f32>()?;
+                if let Some(r) = &mut ratio {
+                    r.record(epoch, &batch, &probs);
                 }
-                if let Some(theta_now) = th.theta(step) {
-                    let probs =
-                        candle_nn::ops::softmax_last_dim(&logits.detach().to_dtype(DType::F32)?)?
-                            .to_vec2::<f32>()?;
-                    let corrected = plc::corrections(&probs, &batch, &labels, theta_now);
-                    for c in &corrected {
-                        for &i in &copies[c.item] {
-                            labels[i] = c.new as u32;
-                        }
-                        hooks.event(Event::LabelCorrected {
-                            fold,
-                            epoch,
-                            step,
-                            image: data.train[c.item].path.display().to_string(),
-                            old: c.old,
-                            new: c.new,
-                            p_old: c.p_old as f64,
-                            p_new: c.p_new as f64,
-                            theta: theta_now,
-                        });
+                if let Some(th) = &mut theta {
+                    if let Some(value) = hooks.take_theta_request() {
+                        th.set(step, value);
                     }
-                    if !corrected.is_empty() {
-                        train_set.set_classes(&labels)?;
+                    if let Some(theta_now) = th.theta(step) {
+                        let corrected = plc::corrections(&probs, &batch, &labels, theta_now);
+                        let at = (fold, epoch, step, theta_now);
+                        if apply_corrections(&corrected, &mut labels, &copies, data, hooks, at) {
+                            train_set.set_classes(&labels)?;
+                        }
                     }
                 }
             }
@@ -345,7 +357,28 @@ pub fn fit_fold(
         if batches_run == 0 {
             break;
         }
-        let valid = validate(model.as_ref(), &pipeline, &valid_set, t, &device)?;
+        // The ratio method corrects once per completed epoch (a stopped epoch
+        // is redone in full on resume, and corrects then).
+        if let Some(r) = ratio.as_mut().filter(|_| !result.stopped) {
+            if let Some(value) = hooks.take_theta_request() {
+                r.set_delta(value);
+            }
+            let delta = r.delta();
+            let corrected = r.end_epoch(step, &labels);
+            let at = (fold, epoch, step.saturating_sub(1), delta);
+            if apply_corrections(&corrected, &mut labels, &copies, data, hooks, at) {
+                train_set.set_classes(&labels)?;
+            }
+        }
+        let valid = validate(
+            model.as_ref(),
+            &pipeline,
+            &valid_set,
+            t,
+            &device,
+            multi_label_rows(data),
+            &truth,
+        )?;
         result.train_loss = loss_sum / batches_run as f64;
         result.valid_loss = valid.loss;
         result.accuracy = valid.accuracy;
@@ -374,10 +407,14 @@ pub fn fit_fold(
                     model: checkpoint::model_tensors(&varmap)?,
                     optimizer: opt.state_tensors()?,
                     valid_probs: result.valid_probs.clone(),
-                    train_labels: if theta.is_some() {
+                    train_labels: if lc.enabled {
                         labels.clone()
                     } else {
                         Vec::new()
+                    },
+                    correction_state: match &ratio {
+                        Some(r) => r.state()?,
+                        None => Default::default(),
                     },
                 },
             )?;
@@ -397,6 +434,42 @@ pub fn fit_fold(
         }
     }
     Ok(result)
+}
+
+/// Relabel every copy of each corrected image (oversampling repeats images)
+/// and report each image once, with the (fold, epoch, step, threshold) it
+/// was corrected at. Returns whether any label changed.
+fn apply_corrections(
+    corrected: &[plc::Correction],
+    labels: &mut [u32],
+    copies: &[Vec<usize>],
+    data: &FoldData,
+    hooks: &mut dyn FitHooks,
+    (fold, epoch, step, theta): (usize, usize, usize, f64),
+) -> bool {
+    let mut changed = false;
+    for c in corrected {
+        // A copy of the image earlier in the list already moved it.
+        if labels[c.item] as usize == c.new {
+            continue;
+        }
+        for &i in &copies[c.item] {
+            labels[i] = c.new as u32;
+        }
+        changed = true;
+        hooks.event(Event::LabelCorrected {
+            fold,
+            epoch,
+            step,
+            image: data.train[c.item].path.display().to_string(),
+            old: c.old,
+            new: c.new,
+            p_old: c.p_old as f64,
+            p_new: c.p_new as f64,
+            theta,
+        });
+    }
+    changed
 }
 
 /// A checkpoint must be of this fold and of a run with the same number of epochs.
@@ -437,6 +510,21 @@ fn check_data(data: &FoldData) -> Result<()> {
             "a fold needs at least 1 validation image, got 0",
         ));
     }
+    if let Some(d) = &data.dense_targets {
+        let fits = |rows: &[Vec<f32>], n: usize| {
+            rows.len() == n && rows.iter().all(|r| r.len() == data.num_classes)
+        };
+        if !fits(&d.train, data.train.len())
+            || d.valid.as_ref().is_some_and(|v| !fits(v, data.valid.len()))
+        {
+            return Err(Error::Internal(format!(
+                "target rows do not fit {} training / {} validation images of {} classes",
+                data.train.len(),
+                data.valid.len(),
+                data.num_classes
+            )));
+        }
+    }
     if let Some(s) = data
         .train
         .iter()
@@ -461,18 +549,33 @@ struct Validation {
     probs: Vec<Vec<f32>>,
 }
 
-/// Mean column-wise ROC AUC of probabilities against the samples' classes
+/// Mean column-wise ROC AUC of probabilities against the truth rows
 /// (Plant Pathology's metric); `None` when no class has both outcomes.
 /// A diverged model (NaN weights) has no AUC but still reports its loss and accuracy.
-fn roc_auc_of(probs: &[Vec<f32>], classes: &[usize]) -> Result<Option<f64>> {
-    if probs.len() != classes.len() || probs.is_empty() {
+fn roc_auc_of(probs: &[Vec<f32>], truth: &[Vec<bool>]) -> Result<Option<f64>> {
+    if probs.len() != truth.len() || probs.is_empty() {
         return Ok(None);
     }
     if !probs.iter().flatten().all(|p| p.is_finite()) {
         return Ok(None);
     }
-    let truth = metrics::one_hot(classes, probs[0].len())?;
-    Ok(metrics::mean_columnwise_roc_auc(probs, &truth)?.mean)
+    Ok(metrics::mean_columnwise_roc_auc(probs, truth)?.mean)
+}
+
+/// The validation truth as rows of bools: multi-label rows, or the classes one-hot.
+fn valid_truth(data: &FoldData) -> Result<Vec<Vec<bool>>> {
+    match multi_label_rows(data) {
+        Some(rows) => Ok(rows
+            .iter()
+            .map(|r| r.iter().map(|&v| v > 0.5).collect())
+            .collect()),
+        None => metrics::one_hot(&classes_of(&data.valid), data.num_classes),
+    }
+}
+
+/// The validation rows of a multi-label fold.
+fn multi_label_rows(data: &FoldData) -> Option<&[Vec<f32>]> {
+    data.dense_targets.as_ref().and_then(|d| d.valid.as_deref())
 }
 
 /// For each training index, every index holding the same image file.
@@ -491,13 +594,18 @@ fn classes_of(samples: &[Sample]) -> Vec<usize> {
     samples.iter().map(|s| s.class).collect()
 }
 
-/// Mean cross-entropy, accuracy and probabilities over the validation set, in eval mode.
+/// Mean loss, accuracy and probabilities over the validation set, in eval
+/// mode. Single-label: softmax, cross-entropy, accuracy, confusion matrix.
+/// Multi-label (`multi_label` holds the validation rows): sigmoid, binary
+/// cross-entropy, fastai's `accuracy_multi` at 0.5, no confusion matrix.
 fn validate(
     model: &dyn Classifier,
     pipeline: &Pipeline,
     set: &ImageSet,
     t: &TrainingConfig,
     device: &Device,
+    multi_label: Option<&[Vec<f32>]>,
+    truth: &[Vec<bool>],
 ) -> Result<Validation> {
     let mut loss_sum = 0.0;
     let mut correct = 0usize;
@@ -509,28 +617,51 @@ fn validate(
         let (x, y) = (xb.x, xb.y);
         let logits = model.forward_t(&x, false)?.detach();
         // fastai reports the validation loss with the training loss function.
-        let loss = if t.label_smoothing > 0.0 {
+        let loss = if let Some(rows) = multi_label {
+            let rows = batch_targets(rows, &batch, device)?;
+            dense_training_loss(
+                &logits,
+                &rows,
+                None,
+                t.label_smoothing,
+                DenseLoss::BinaryCrossEntropy,
+            )?
+        } else if t.label_smoothing > 0.0 {
             training_loss(&logits, &y, None, t.label_smoothing)?
         } else {
             candle_nn::loss::cross_entropy(&logits, &y)?
         };
         let loss = loss.to_scalar::<f32>()? as f64;
         loss_sum += loss * batch.len() as f64;
+        let logits = logits.to_dtype(DType::F32)?;
+        if multi_label.is_some() {
+            probs.extend(candle_nn::ops::sigmoid(&logits)?.to_vec2::<f32>()?);
+            continue;
+        }
         let predicted = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
         let y = y.to_vec1::<u32>()?;
         correct += predicted.iter().zip(&y).filter(|(p, y)| p == y).count();
         predicted_all.extend(predicted.iter().map(|&p| p as usize));
         targets.extend(y.iter().map(|&t| t as usize));
-        let p = candle_nn::ops::softmax_last_dim(&logits.to_dtype(DType::F32)?)?;
-        probs.extend(p.to_vec2::<f32>()?);
+        probs.extend(candle_nn::ops::softmax_last_dim(&logits)?.to_vec2::<f32>()?);
     }
     let n = set.len() as f64;
     let n_classes = probs.first().map_or(0, Vec::len);
+    let (accuracy, confusion) = match multi_label {
+        Some(_) => (
+            metrics::accuracy_multi(&probs, truth, 0.5, metrics::ScoreKind::Probabilities)?,
+            Vec::new(),
+        ),
+        None => (
+            correct as f64 / n,
+            metrics::confusion_matrix(&predicted_all, &targets, n_classes)?,
+        ),
+    };
     Ok(Validation {
         loss: loss_sum / n,
-        accuracy: correct as f64 / n,
-        roc_auc: roc_auc_of(&probs, &targets)?,
-        confusion: metrics::confusion_matrix(&predicted_all, &targets, n_classes)?,
+        accuracy,
+        roc_auc: roc_auc_of(&probs, truth)?,
+        confusion,
         probs,
     })
 }
@@ -644,6 +775,7 @@ mod tests {
             train: two_colours(dir.path(), "t", 4, 1),
             valid: two_colours(dir.path(), "v", 1, 2),
             num_classes: 2,
+            dense_targets: None,
         };
         let cfg = tiny_config(2, 1e-3);
         let run = || {
@@ -705,6 +837,7 @@ mod tests {
             train: two_colours(dir.path(), "t", 6, 3),
             valid: two_colours(dir.path(), "v", 2, 4),
             num_classes: 2,
+            dense_targets: None,
         };
         let mut rec = Recorder::default();
         // 2 epochs x 3 steps: each step costs about a second here, mostly the optimiser.
@@ -724,6 +857,7 @@ mod tests {
             train: two_colours(dir.path(), "t", 4, 5),
             valid: two_colours(dir.path(), "v", 1, 6),
             num_classes: 2,
+            dense_targets: None,
         };
         let mut rec = Recorder {
             stop_at: Some(1),
@@ -747,6 +881,7 @@ mod tests {
             train: two_colours(dir.path(), "t", 2, 5),
             valid: two_colours(dir.path(), "v", 1, 6),
             num_classes: 2,
+            dense_targets: None,
         };
         // 4 images, batch 4: one step per epoch, so step 1 is the first batch of epoch 1.
         let mut rec = Recorder {
@@ -779,6 +914,7 @@ mod tests {
             train: two_colours(dir.path(), "t", 4, 11),
             valid: two_colours(dir.path(), "v", 1, 12),
             num_classes: 2,
+            dense_targets: None,
         };
         let cfg = tiny_config(3, 2e-3);
         let whole = fit_fold(&cfg, 1, &data, &mut Recorder::default(), None).unwrap();
@@ -829,6 +965,7 @@ mod tests {
             train: two_colours(dir.path(), "t", 4, 21),
             valid: two_colours(dir.path(), "v", 1, 22),
             num_classes: 2,
+            dense_targets: None,
         };
         let mut cfg = tiny_config(3, 2e-3);
         cfg.training.size = 16;
@@ -876,6 +1013,7 @@ mod tests {
             train: two_colours(dir.path(), "t", 2, 25),
             valid: two_colours(dir.path(), "v", 2, 26),
             num_classes: 2,
+            dense_targets: None,
         };
         let mut cfg = tiny_config(1, 1e-3);
         cfg.training.label_smoothing = 0.2;
@@ -911,6 +1049,7 @@ mod tests {
             train,
             valid: two_colours(dir.path(), "v", 2, 28),
             num_classes: 2,
+            dense_targets: None,
         };
         let mut cfg = tiny_config(6, 3e-3);
         cfg.label_correction.enabled = true;
@@ -969,12 +1108,124 @@ mod tests {
     }
 
     #[test]
+    fn the_ratio_method_corrects_at_epoch_ends_and_survives_resume() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut train = two_colours(dir.path(), "t", 8, 27);
+        train[0].class = 1;
+        train[3].class = 0;
+        let data = FoldData {
+            train,
+            valid: two_colours(dir.path(), "v", 2, 28),
+            num_classes: 2,
+            dense_targets: None,
+        };
+        let mut cfg = tiny_config(6, 3e-3);
+        cfg.label_correction.enabled = true;
+        cfg.label_correction.method = CorrectionMethod::Ratio;
+        cfg.label_correction.warmup = 0.3;
+        cfg.label_correction.window = 2;
+        cfg.label_correction.delta_start = 0.6;
+        cfg.validate().unwrap();
+        let steps = steps_per_epoch(data.train.len(), cfg.training.batch_size);
+        let ckpt = dir.path().join("ratio.safetensors");
+        let mut rec = Recorder::default();
+        let whole = fit_fold(&cfg, 0, &data, &mut rec, Some(&ckpt)).unwrap();
+        let corrections: Vec<&Event> = rec
+            .events
+            .iter()
+            .filter(|e| matches!(e, Event::LabelCorrected { .. }))
+            .collect();
+        assert!(!corrections.is_empty(), "no correction at delta 0.6");
+        let first_step = (0.3 * (6 * steps) as f64).ceil() as usize;
+        for e in &corrections {
+            let Event::LabelCorrected {
+                step,
+                p_old,
+                p_new,
+                theta,
+                ..
+            } = e
+            else {
+                unreachable!()
+            };
+            // At the last step of an epoch past the warm-up, by the ratio rule.
+            assert_eq!((step + 1) % steps, 0, "{e:?}");
+            assert!(step + 1 >= first_step, "{e:?}");
+            assert!(p_old / p_new < *theta && *theta <= 0.9, "{e:?}");
+        }
+        let saved = checkpoint::load(&ckpt, &Device::Cpu).unwrap().unwrap();
+        assert_eq!(saved.train_labels.len(), data.train.len());
+        assert!(saved.correction_state.contains_key("history"));
+
+        // Killed in the last epoch, resumed: the history and delta go on.
+        let ckpt = dir.path().join("again.safetensors");
+        let mut first = Recorder {
+            stop_at: Some(6 * steps - 3),
+            ..Default::default()
+        };
+        fit_fold(&cfg, 0, &data, &mut first, Some(&ckpt)).unwrap();
+        let mut second = Recorder::default();
+        let resumed = fit_fold(&cfg, 0, &data, &mut second, Some(&ckpt)).unwrap();
+        assert_eq!(resumed.valid_probs, whole.valid_probs);
+        let last_epoch = |r: &Recorder| -> Vec<Event> {
+            r.events
+                .iter()
+                .filter(|e| matches!(e, Event::LabelCorrected { epoch: 5, .. }))
+                .cloned()
+                .collect()
+        };
+        assert_eq!(last_epoch(&second), last_epoch(&rec));
+    }
+
+    #[test]
+    fn soft_targets_train_on_the_rows_and_validate_on_the_classes() {
+        let dir = tempfile::tempdir().unwrap();
+        let hard = FoldData {
+            train: two_colours(dir.path(), "t", 4, 31),
+            valid: two_colours(dir.path(), "v", 2, 32),
+            num_classes: 2,
+            dense_targets: None,
+        };
+        let one_hot: Vec<Vec<f32>> = hard
+            .train
+            .iter()
+            .map(|s| (0..2).map(|c| f32::from(u8::from(c == s.class))).collect())
+            .collect();
+        let cfg = tiny_config(2, 1e-3);
+        let run = |soft: Option<Vec<Vec<f32>>>| {
+            let data = FoldData {
+                dense_targets: soft.map(DenseTargets::soft),
+                ..hard.clone()
+            };
+            fit_fold(&cfg, 0, &data, &mut Recorder::default(), None).unwrap()
+        };
+        let plain = run(None);
+        // One-hot rows are the plain labels (up to float rounding).
+        let same = run(Some(one_hot.clone()));
+        assert!((same.train_loss - plain.train_loss).abs() < 1e-4);
+        assert!((same.valid_loss - plain.valid_loss).abs() < 1e-4);
+        // Inverted rows train towards the other class: a different loss, and
+        // the validation still scores against the given classes.
+        let flipped: Vec<Vec<f32>> = one_hot.iter().map(|r| vec![r[1], r[0]]).collect();
+        let other = run(Some(flipped));
+        assert!((other.train_loss - plain.train_loss).abs() > 1e-3);
+        assert!(other.valid_loss > plain.valid_loss);
+        // Rows that do not fit the fold are refused.
+        let data = FoldData {
+            dense_targets: Some(DenseTargets::soft(vec![vec![1.0, 0.0]])),
+            ..hard.clone()
+        };
+        assert!(fit_fold(&cfg, 0, &data, &mut Recorder::default(), None).is_err());
+    }
+
+    #[test]
     fn a_refused_resize_is_a_warning_and_the_size_stays() {
         let dir = tempfile::tempdir().unwrap();
         let data = FoldData {
             train: two_colours(dir.path(), "t", 2, 23),
             valid: two_colours(dir.path(), "v", 1, 24),
             num_classes: 2,
+            dense_targets: None,
         };
         let mut rec = Recorder {
             resize_requests: vec![None, Some(None)],
@@ -995,6 +1246,7 @@ mod tests {
             train: two_colours(dir.path(), "t", 4, 13),
             valid: two_colours(dir.path(), "v", 1, 14),
             num_classes: 2,
+            dense_targets: None,
         };
         // Each Adam step moves a weight by about lr: 1e30 overflows the logits at once.
         let mut rec = Recorder::default();
@@ -1019,6 +1271,7 @@ mod tests {
             train: two_colours(dir.path(), "t", 4, 15),
             valid: two_colours(dir.path(), "v", 1, 16),
             num_classes: 2,
+            dense_targets: None,
         };
         let losses = |clip: Option<f64>| {
             let mut cfg = tiny_config(1, 1e-3);
@@ -1048,6 +1301,7 @@ mod tests {
             train,
             valid: two_colours(dir.path(), "v", 1, 8),
             num_classes: 2,
+            dense_targets: None,
         };
         let err = fit_fold(
             &tiny_config(1, 1e-3),
@@ -1079,6 +1333,7 @@ mod tests {
                 train,
                 valid,
                 num_classes,
+                dense_targets: None,
             };
             let err = fit_fold(&cfg, 0, &data, &mut Recorder::default(), None).unwrap_err();
             assert!(err.to_string().contains(want), "{err}");

@@ -7,16 +7,20 @@
 pub mod batches;
 pub mod checkpoint;
 pub mod clip;
+pub mod dense_loss;
 pub mod fine_tune;
 pub mod fit;
 pub mod loss;
 pub mod metrics;
+pub mod noise;
 pub mod optim;
 pub mod params;
 pub mod plc;
+pub mod plc_ratio;
 pub mod predict;
 pub mod resizing;
 pub mod schedule;
+pub mod soft_labels;
 pub mod tta;
 
 pub use batches::Sample;

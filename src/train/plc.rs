@@ -135,6 +135,7 @@ mod tests {
             theta_end: 0.5,
             schedule,
             theta_step: 0.05,
+            ..LabelCorrectionConfig::default()
         }
     }
 

@@ -3,7 +3,7 @@
 //! a Kaggle submission.
 
 use crate::augment::{Pipeline, batch_seed, load_set_at};
-use crate::config::{MixMethod, RunConfig, TtaConfig};
+use crate::config::{MixMethod, RunConfig, TaskChoice, TtaConfig};
 use crate::data::unlabelled::TestImage;
 use crate::error::{Error, Result};
 use crate::models::{self, Classifier};
@@ -77,6 +77,7 @@ pub fn predict_run(
     }
     let cfg = RunConfig::load(&config_path)?;
     let tta: Option<&TtaConfig> = tta.then_some(&cfg.tta);
+    let multi_label = cfg.data.task == TaskChoice::MultiLabel;
     let classes = run_classes(run_dir)?;
     let folds: Vec<usize> = match only_fold {
         Some(f) => vec![f],
@@ -140,13 +141,21 @@ pub fn predict_run(
         // fastai, not transforms, so they never apply to predictions.
         pipeline.mixing.method = MixMethod::None;
         let probs = match tta {
-            None => probabilities(model.as_ref(), &pipeline, set, None, &device)?,
+            None => probabilities(model.as_ref(), &pipeline, set, None, multi_label, &device)?,
             Some(t) => {
-                let plain = probabilities(model.as_ref(), &pipeline, set, None, &device)?;
+                let plain =
+                    probabilities(model.as_ref(), &pipeline, set, None, multi_label, &device)?;
                 let passes = (0..t.n)
                     .map(|pass| {
                         let seed = TTA_STREAM ^ ((*fold as u64) << 16) ^ pass as u64;
-                        probabilities(model.as_ref(), &pipeline, set, Some(seed), &device)
+                        probabilities(
+                            model.as_ref(),
+                            &pipeline,
+                            set,
+                            Some(seed),
+                            multi_label,
+                            &device,
+                        )
                     })
                     .collect::<Result<Vec<_>>>()?;
                 match combine_tta(&plain, &passes, Some(t.beta), t.use_max)? {
@@ -178,13 +187,15 @@ pub fn predict_run(
     })
 }
 
-/// Softmax probabilities of every image of `set` in eval mode: validation
-/// transforms without `seed`, the training augmentations drawn from `seed` with it.
+/// Probabilities of every image of `set` in eval mode (softmax; per-class
+/// sigmoid for a multi-label run): validation transforms without `seed`, the
+/// training augmentations drawn from `seed` with it.
 fn probabilities(
     model: &dyn Classifier,
     pipeline: &Pipeline,
     set: &ImageSet,
     seed: Option<u64>,
+    multi_label: bool,
     device: &Device,
 ) -> Result<Vec<Vec<f32>>> {
     let mut out = Vec::with_capacity(set.len());
@@ -198,7 +209,12 @@ fn probabilities(
             }
         };
         let logits = model.forward_t(&x, false)?;
-        let p = candle_nn::ops::softmax_last_dim(&logits.to_dtype(DType::F32)?)?;
+        let logits = logits.to_dtype(DType::F32)?;
+        let p = if multi_label {
+            candle_nn::ops::sigmoid(&logits)?
+        } else {
+            candle_nn::ops::softmax_last_dim(&logits)?
+        };
         out.extend(p.to_vec2::<f32>()?);
     }
     Ok(out)
