@@ -191,8 +191,10 @@ fn fine_tune_of_a_pretrained_resnet_and_vit_freezes_the_body_first() {
         ),
     ] {
         let file = checkpoint(dir.path(), arch);
-        let mut cfg = RunConfig::default();
-        cfg.model = config(arch, Some(file.clone()));
+        let mut cfg = RunConfig {
+            model: config(arch, Some(file.clone())),
+            ..RunConfig::default()
+        };
         let t = &mut cfg.training;
         t.recipe = Recipe::FineTune;
         t.epochs = 2;
