@@ -160,8 +160,14 @@ impl ResNet {
         };
         let norms = pb.norm_names().to_vec();
         let trainable = pb.into_trainable();
-        let groups = matches!(head, Head::Fastai(_))
-            .then(|| TransferGroups::split(&trainable, &norms, HEAD_PREFIX));
+        // fastai's `_resnet_split`: conv1, bn1 (relu, maxpool), layer1, layer2 | layer3, layer4 | head.
+        let groups = matches!(head, Head::Fastai(_)).then(|| {
+            TransferGroups::split(&trainable, &norms, HEAD_PREFIX).with_body_split(|name| {
+                ["conv1.", "bn1.", "layer1.", "layer2."]
+                    .iter()
+                    .any(|p| name.starts_with(p))
+            })
+        });
         Ok(ResNet {
             conv1,
             bn1,

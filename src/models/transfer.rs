@@ -38,6 +38,9 @@ pub struct TransferGroups {
     pub head: Vec<TrainParam>,
     /// The body's norm weights and biases: trained even while the body is frozen.
     pub body_norms: Vec<TrainParam>,
+    /// The body's parameter groups once unfrozen: `[body]`, or two halves where
+    /// fastai's metadata splits the body (`_resnet_split`, `_xresnet_split`).
+    pub body_parts: Vec<Vec<TrainParam>>,
 }
 
 impl TransferGroups {
@@ -53,10 +56,20 @@ impl TransferGroups {
             .cloned()
             .collect();
         TransferGroups {
+            body_parts: vec![body.clone()],
             body,
             head,
             body_norms,
         }
+    }
+
+    /// Splits the body in two groups, the parameters `in_first` names first
+    /// (fastai's resnet and xresnet splitters: `m[0][:6]`, `m[0][:3]`).
+    pub fn with_body_split(mut self, in_first: impl Fn(&str) -> bool) -> Self {
+        let (first, second): (Vec<_>, Vec<_>) =
+            self.body.iter().cloned().partition(|p| in_first(&p.name));
+        self.body_parts = vec![first, second];
+        self
     }
 }
 

@@ -167,8 +167,11 @@ impl XResNet {
         };
         let norms = pb.norm_names().to_vec();
         let trainable = pb.into_trainable();
-        let groups = matches!(head, Head::Fastai(_))
-            .then(|| TransferGroups::split(&trainable, &norms, HEAD_PREFIX));
+        // fastai's `_xresnet_split`: the 3 stem convs | pool and stages | head.
+        let groups = matches!(head, Head::Fastai(_)).then(|| {
+            TransferGroups::split(&trainable, &norms, HEAD_PREFIX)
+                .with_body_split(|name| ["0.", "1.", "2."].iter().any(|p| name.starts_with(p)))
+        });
         Ok(XResNet {
             stem,
             options,
