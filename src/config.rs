@@ -637,12 +637,12 @@ const KEY_DOCS: &[(&str, &str, &str)] = &[
     (
         "model",
         "arch",
-        "architecture: resnet18 | resnet34 | resnet50 | xresnet18 | xresnet34 | xresnet50 | efficientnet_lite0 (`orchard models` lists them all)",
+        "architecture: resnet18 | resnet34 | resnet50 | xresnet18 | xresnet34 | xresnet50 | efficientnet_lite0 | vit_tiny | vit_small (`orchard models` lists them all)",
     ),
     (
         "model",
         "pretrained",
-        "weights file (safetensors or zip .pth) for the body, its classifier skipped; adds fastai's head (vision_learner). efficientnet_lite0 only; absent = from scratch",
+        "weights file (safetensors or zip .pth) for the body, its classifier skipped; adds fastai's head (vision_learner); every arch (`orchard models` says which files); absent = from scratch",
     ),
     (
         "model",

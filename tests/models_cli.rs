@@ -32,6 +32,9 @@ fn counts_for_1000_classes_are_torchvisions_and_fastais() {
         ("xresnet18", 11_708_744),
         ("xresnet34", 21_816_904),
         ("xresnet50", 25_576_264),
+        // timm 1.0.31's vit_tiny/small_patch16_224(num_classes=1000)
+        ("vit_tiny", 5_717_416),
+        ("vit_small", 22_050_664),
     ] {
         assert_eq!(count_of(&out, arch), want, "{arch}");
     }
@@ -48,6 +51,8 @@ fn counts_for_4_classes_and_the_table() {
         ("xresnet18", 11_197_796),
         ("xresnet34", 21_305_956),
         ("xresnet50", 23_535_460),
+        ("vit_tiny", 5_525_188),
+        ("vit_small", 21_667_204),
     ] {
         assert_eq!(count_of(&out, arch), want, "{arch}");
     }

@@ -11,6 +11,7 @@
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 use orchard::config::ModelConfig;
+use orchard::models::resnet::{ResNet, ResNetDepth};
 use orchard::models::{self, Classifier};
 use orchard::rng::Rng;
 use orchard::train::loss::{Reduction, cross_entropy};
@@ -127,86 +128,116 @@ fn eval_logits_match_torchvision() {
     assert!(err < LOGITS_RTOL, "eval logits off by {err:.3e} (relative)");
 }
 
-/// Ignored: the reference's train-mode numbers are not reproducible in f32 by
-/// anything but PyTorch's exact arithmetic. With batch 2 at 64 px, training-mode
-/// BatchNorm amplifies rounding: PyTorch itself, on the same formula weights in
-/// float64, gives train logits up to 52% away from the file's float32 ones
-/// (tests/reference/parity_resnet18_conditioning.py prints both, and per-stage
-/// sums: layer1 agrees to 1e-6, layer4 only to ~2-5%). orchard's f32 matches
-/// PyTorch stage by stage to the same degree (layer1 1e-6, layer2 3e-5) and its
-/// eval logits to 5e-7 (the test above). Run with `--ignored` to see the gap.
+/// The train-mode check, in float64 on both sides.
+///
+/// The shared file's train-mode numbers are PyTorch's float32 ones, and they
+/// are rounding noise: with batch 2 at 64 px, layer4's training-mode BatchNorm
+/// normalises each channel over 8 values whose spread float32 has mostly
+/// rounded away. tests/reference/parity_resnet18_f64.py recomputes them in
+/// float64 from the same formulas and measures PyTorch's own float32 run
+/// against that: logits up to 54% off, the loss 7.8%, gradient sums of
+/// squares up to 99.8% (`torch_f32_vs_f64` in the JSON). Perturbing the
+/// weights by float32 rounding alone moves the float64 logits by ~4%, so the
+/// problem's condition number is ~1e6: no float32 implementation can meet
+/// 1e-4 on it, and a tolerance loose enough for float32 would test nothing.
+/// In float64 (rounding ~1e-16, amplified to ~1e-10) the task's tolerances
+/// are meaningful, so orchard's ResNet-18 runs in float64 here and is held to
+/// them: logits 1e-4, loss 1e-5, gradient sums and sums of squares 1e-3.
 #[test]
-#[ignore = "reference train-mode numbers are ill-conditioned (torch f64 differs from them by 52%); see the doc comment"]
-fn train_mode_logits_loss_and_gradients_match_torchvision() {
-    let Some(r) = reference() else { return };
-    let (model, _) = formula_model(&r);
-    let logits = model.forward_t(&formula_input(&r), true).unwrap();
-    let err = max_rel(&logits, &r["train_logits"]);
-    eprintln!("train logits: max relative error {err:.3e}");
-    assert!(
-        err < LOGITS_RTOL,
-        "train-mode logits off by {err:.3e} (relative)"
-    );
+fn train_mode_logits_loss_and_gradients_match_torchvision_in_f64() {
+    let r: Value =
+        serde_json::from_str(include_str!("reference/parity_resnet18_f64.json")).unwrap();
+    let varmap = VarMap::new();
+    let model = ResNet::with_dtype(
+        ResNetDepth::R18,
+        4,
+        &varmap,
+        &Device::Cpu,
+        DType::F64,
+        Rng::new(0),
+    )
+    .unwrap();
+    {
+        let data = varmap.data().lock().unwrap();
+        let mut set = 0;
+        for e in r["entries"].as_array().unwrap() {
+            let name = e["name"].as_str().unwrap();
+            if name.ends_with("num_batches_tracked") {
+                continue;
+            }
+            let j = e["j"].as_u64().unwrap() as usize;
+            let shape: Vec<usize> = serde_json::from_value(e["shape"].clone()).unwrap();
+            let values = formula_values(j, &shape, e["kind"].as_str().unwrap());
+            let t = Tensor::from_vec(values, shape, &Device::Cpu).unwrap();
+            data[name].set(&t).unwrap();
+            set += 1;
+        }
+        assert_eq!(
+            set,
+            data.len(),
+            "every orchard variable is in the reference"
+        );
+    }
+    let n = 2 * 3 * 64 * 64;
+    let x: Vec<f64> = (0..n).map(|i| (0.011 * i as f64).sin()).collect();
+    let x = Tensor::from_vec(x, (2, 3, 64, 64), &Device::Cpu).unwrap();
+    let logits = model.forward_t(&x, true).unwrap();
+    let got: Vec<Vec<f64>> = logits.to_vec2().unwrap();
+    let want: Vec<Vec<f64>> = serde_json::from_value(r["train_logits"].clone()).unwrap();
+    let err = got
+        .iter()
+        .flatten()
+        .zip(want.iter().flatten())
+        .map(|(g, w)| (g - w).abs() / w.abs())
+        .fold(0.0, f64::max);
+    eprintln!("train logits (f64): max relative error {err:.3e}");
+    assert!(err < LOGITS_RTOL, "train-mode logits off by {err:.3e}");
 
     let targets: Vec<u32> = serde_json::from_value(r["targets"].clone()).unwrap();
     let targets = Tensor::new(targets.as_slice(), &Device::Cpu).unwrap();
     let loss = cross_entropy(&logits, &targets, Reduction::Mean).unwrap();
-    let got: f32 = loss.to_scalar().unwrap();
+    let got: f64 = loss.to_dtype(DType::F64).unwrap().to_scalar().unwrap();
     let want = r["train_ce_loss"].as_f64().unwrap();
-    let err = (got as f64 - want).abs() / want.abs();
-    eprintln!("loss: {got} vs {want}, relative error {err:.3e}");
+    let err = (got - want).abs() / want.abs();
+    eprintln!("loss (f64): {got} vs {want}, relative error {err:.3e}");
     assert!(err < LOSS_RTOL, "loss {got} vs {want}");
 
     let grads = loss.backward().unwrap();
     let reference = r["grads"].as_object().unwrap();
-    let mut failures = Vec::new();
     let mut worst = (0.0f64, String::new());
     for p in model.trainable() {
-        let want = reference
-            .get(&p.name)
-            .unwrap_or_else(|| panic!("no reference gradient for {}", p.name));
-        let g: Vec<f32> = grads
+        let want = &reference[&p.name];
+        let g: Vec<f64> = grads
             .get(&p.var)
             .unwrap_or_else(|| panic!("no gradient for {}", p.name))
             .flatten_all()
             .unwrap()
             .to_vec1()
             .unwrap();
-        let sum: f64 = g.iter().map(|v| *v as f64).sum();
-        let sumsq: f64 = g.iter().map(|v| (*v as f64).powi(2)).sum();
+        let sum: f64 = g.iter().sum();
+        let sumsq: f64 = g.iter().map(|v| v * v).sum();
         let (want_sum, want_sumsq) = (
             want["sum"].as_f64().unwrap(),
             want["sumsq"].as_f64().unwrap(),
         );
-        // A sum can cancel to ~0 (softmax gradients sum to 0 over classes, so
-        // fc's do exactly), where the reference itself is f32 rounding noise:
-        // the sum is then compared on the scale of the gradient's entries,
-        // sqrt(n * sumsq) (an upper bound of |sum|).
+        // fc.bias's gradient sums to 0 over the classes (softmax): compare a
+        // cancelled sum on the scale of its entries, sqrt(n * sumsq).
         let scale = (g.len() as f64 * want_sumsq).sqrt();
-        let sum_err = (sum - want_sum).abs() / want_sum.abs().max(1e-3 * scale);
+        let sum_err = (sum - want_sum).abs() / want_sum.abs().max(1e-6 * scale);
         let sumsq_err = (sumsq - want_sumsq).abs() / want_sumsq;
-        for (what, err, got, want) in [
-            ("sum", sum_err, sum, want_sum),
-            ("sumsq", sumsq_err, sumsq, want_sumsq),
-        ] {
+        for (what, err) in [("sum", sum_err), ("sumsq", sumsq_err)] {
             if err > worst.0 {
                 worst = (err, format!("{} {what}", p.name));
             }
-            if err >= GRAD_RTOL {
-                failures.push(format!(
-                    "{} {what}: {got:.6e} vs {want:.6e} ({err:.2e})",
-                    p.name
-                ));
-            }
+            assert!(
+                err < GRAD_RTOL,
+                "{} {what}: relative error {err:.3e}",
+                p.name
+            );
         }
     }
     eprintln!(
-        "gradients: worst relative error {:.3e} ({})",
+        "gradients (f64): worst relative error {:.3e} ({})",
         worst.0, worst.1
-    );
-    assert!(
-        failures.is_empty(),
-        "gradients off:\n{}",
-        failures.join("\n")
     );
 }

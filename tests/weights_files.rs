@@ -99,7 +99,8 @@ fn train_refuses_bad_pretrained_settings_with_exit_2() {
     ]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("nope.safetensors"), "{err}");
-    // resnet18 has no pretrained loading: refused before any training.
+    // A file that is not a resnet18 (the default arch): its mismatch is
+    // listed, refused before any training.
     let (code, _, err) = common::run(&[
         "train",
         "--headless",
@@ -109,7 +110,8 @@ fn train_refuses_bad_pretrained_settings_with_exit_2() {
         dir.path().join("run2").to_str().unwrap(),
     ]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("model.pretrained"), "{err}");
+    assert!(err.contains("tiny_state_dict.pth"), "{err}");
+    assert!(err.contains("missing in the file"), "{err}");
     // fine-tune without pretrained weights is an impossible combination.
     std::fs::write(&config, "[training]\nrecipe = \"fine-tune\"\n").unwrap();
     let (code, _, err) = common::run(&[

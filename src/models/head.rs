@@ -17,6 +17,10 @@
 //! The Linear layers have no bias because a BatchNorm precedes each (fastai's
 //! `LinBnDrop(bn=True)`). Names follow fastai's Sequential: `head.2.weight`,
 //! `head.4.weight`, ..., `head.8.weight`.
+//!
+//! A body that pools itself (a timm ViT: `TimmBody.needs_pool` is false) gets
+//! `create_head(pool=False)`: no pool and flatten, nf features as they are, so
+//! the layers shift by two (`head.0` BN, `head.2` Linear, `head.4`, `head.6`).
 
 use crate::error::Result;
 use crate::kernels::{BatchNorm2d, adaptive_avg_pool2d, adaptive_max_pool2d};
@@ -37,6 +41,8 @@ const HIDDEN: usize = 512;
 const PS: (f64, f64) = (0.25, 0.5);
 
 pub struct FastaiHead {
+    /// Concat-pool (N, nf, H, W) features first; false: take (N, nf) as they are.
+    pool: bool,
     bn1: BatchNorm2d,
     drop1: Dropout,
     lin1: Linear,
@@ -48,11 +54,30 @@ pub struct FastaiHead {
 impl FastaiHead {
     /// A head for `nf` body features and `n_out` classes; `seed` seeds its dropouts.
     pub fn new(pb: &mut ParamBuilder, nf: usize, n_out: usize, seed: u64) -> Result<Self> {
-        let bn1 = pb.batch_norm_with("head.2", 2 * nf, BN_EPS, BN_BIAS_INIT)?;
-        let lin1 = pb.linear_kaiming_no_bias("head.4", 2 * nf, HIDDEN)?;
-        let bn2 = pb.batch_norm_with("head.6", HIDDEN, BN_EPS, BN_BIAS_INIT)?;
-        let lin2 = pb.linear_kaiming_no_bias("head.8", HIDDEN, n_out)?;
+        Self::with_pool(pb, nf, n_out, seed, true)
+    }
+
+    /// `create_head(nf, n_out, pool=False)`, for a body that returns (N, nf).
+    pub fn without_pool(pb: &mut ParamBuilder, nf: usize, n_out: usize, seed: u64) -> Result<Self> {
+        Self::with_pool(pb, nf, n_out, seed, false)
+    }
+
+    fn with_pool(
+        pb: &mut ParamBuilder,
+        nf: usize,
+        n_out: usize,
+        seed: u64,
+        pool: bool,
+    ) -> Result<Self> {
+        // Without the pool and flatten layers the Sequential's indices start at 0.
+        let (first, features) = if pool { (2, 2 * nf) } else { (0, nf) };
+        let name = |i: usize| format!("head.{}", first + i);
+        let bn1 = pb.batch_norm_with(&name(0), features, BN_EPS, BN_BIAS_INIT)?;
+        let lin1 = pb.linear_kaiming_no_bias(&name(2), features, HIDDEN)?;
+        let bn2 = pb.batch_norm_with(&name(4), HIDDEN, BN_EPS, BN_BIAS_INIT)?;
+        let lin2 = pb.linear_kaiming_no_bias(&name(6), HIDDEN, n_out)?;
         Ok(FastaiHead {
+            pool,
             bn1,
             drop1: Dropout::new(PS.0, seed),
             lin1,
@@ -67,16 +92,20 @@ impl FastaiHead {
         self.drop2.begin_step(step);
     }
 
-    /// Body features (N, nf, H, W) -> logits (N, n_out).
+    /// Body features (N, nf, H, W) (or (N, nf) without the pool) -> logits (N, n_out).
     pub fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
         let n = x.dim(0)?;
-        let pooled = Tensor::cat(
-            &[
-                adaptive_max_pool2d(x, (1, 1))?,
-                adaptive_avg_pool2d(x, (1, 1))?,
-            ],
-            1,
-        )?;
+        let pooled = if self.pool {
+            Tensor::cat(
+                &[
+                    adaptive_max_pool2d(x, (1, 1))?,
+                    adaptive_avg_pool2d(x, (1, 1))?,
+                ],
+                1,
+            )?
+        } else {
+            x.reshape((n, (), 1, 1))?
+        };
         // BatchNorm1d on (N, C) is BatchNorm2d on (N, C, 1, 1).
         let x = self.bn1.forward_t(&pooled, train)?.reshape((n, ()))?;
         let x = self

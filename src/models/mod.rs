@@ -12,6 +12,7 @@ pub mod head;
 pub mod layers;
 pub mod resnet;
 pub mod transfer;
+pub mod vit;
 pub mod weights;
 pub mod xresnet;
 
@@ -58,39 +59,58 @@ pub const ARCHS: &[ArchInfo] = &[
     ArchInfo {
         name: "resnet18",
         about: "torchvision ResNet-18",
-        weights: "none yet (names match torchvision's resnet18 state_dict)",
+        weights: "--pretrained: torchvision resnet18 .pth / .safetensors",
     },
     ArchInfo {
         name: "resnet34",
         about: "torchvision ResNet-34",
-        weights: "none yet (names match torchvision's resnet34 state_dict)",
+        weights: "--pretrained: torchvision resnet34 .pth / .safetensors",
     },
     ArchInfo {
         name: "resnet50",
         about: "torchvision ResNet-50 (v1.5 bottlenecks)",
-        weights: "none yet (names match torchvision's resnet50 state_dict)",
+        weights: "--pretrained: torchvision resnet50 .pth / .safetensors",
     },
     ArchInfo {
         name: "xresnet18",
         about: "fastai xresnet18 (Bag of Tricks); mish, self_attention, maxblurpool",
-        weights: "none yet (names match fastai's xresnet18 state_dict)",
+        weights: "--pretrained: fastai xresnet18 state_dict .pth / .safetensors",
     },
     ArchInfo {
         name: "xresnet34",
         about: "fastai xresnet34 (Bag of Tricks); mish, self_attention, maxblurpool",
-        weights: "none yet (names match fastai's xresnet34 state_dict)",
+        weights: "--pretrained: fastai xresnet34 state_dict .pth / .safetensors",
     },
     ArchInfo {
         name: "xresnet50",
         about: "fastai xresnet50 (Bag of Tricks); mish, self_attention, maxblurpool",
-        weights: "none yet (names match fastai's xresnet50 state_dict)",
+        weights: "--pretrained: fastai xresnet50 state_dict .pth / .safetensors",
     },
     ArchInfo {
         name: "efficientnet_lite0",
-        about: "EfficientNet-Lite0; --pretrained takes ImageNet weights (fastai head, fine-tune)",
-        weights: "--pretrained: efficientnet_lite0.safetensors / .pth (lukemelas' names)",
+        about: "EfficientNet-Lite0 (TF Lite: ReLU6, no SE)",
+        weights: "--pretrained: efficientnet_lite0 .safetensors / .pth (lukemelas' names)",
+    },
+    ArchInfo {
+        name: "vit_tiny",
+        about: "timm vit_tiny_patch16_224 (any size: pos-emb resampled)",
+        weights: "--pretrained: timm vit_tiny_patch16_* .safetensors / .pth",
+    },
+    ArchInfo {
+        name: "vit_small",
+        about: "timm vit_small_patch16_224 (any size: pos-emb resampled)",
+        weights: "--pretrained: timm vit_small_patch16_* .safetensors / .pth",
     },
 ];
+
+/// The ViT behind an arch name, if it is one.
+pub(crate) fn vit_size(arch: &str) -> Option<vit::VitSize> {
+    match arch {
+        "vit_tiny" => Some(vit::VitSize::Tiny),
+        "vit_small" => Some(vit::VitSize::Small),
+        _ => None,
+    }
+}
 
 /// Whether `arch` names an architecture `build` knows.
 pub fn is_known(arch: &str) -> bool {
@@ -99,12 +119,31 @@ pub fn is_known(arch: &str) -> bool {
 
 /// The xresnet behind an arch name, if it is one (the archs that take the
 /// imagewoof toolbox's options).
-fn xresnet_depth(arch: &str) -> Option<XResNetDepth> {
+pub(crate) fn xresnet_depth(arch: &str) -> Option<XResNetDepth> {
     match arch {
         "xresnet18" => Some(XResNetDepth::X18),
         "xresnet34" => Some(XResNetDepth::X34),
         "xresnet50" => Some(XResNetDepth::X50),
         _ => None,
+    }
+}
+
+/// The torchvision ResNet behind an arch name, if it is one.
+pub(crate) fn resnet_depth(arch: &str) -> Option<ResNetDepth> {
+    match arch {
+        "resnet18" => Some(ResNetDepth::R18),
+        "resnet34" => Some(ResNetDepth::R34),
+        "resnet50" => Some(ResNetDepth::R50),
+        _ => None,
+    }
+}
+
+/// The imagewoof toolbox's options of `model` (for an xresnet).
+pub(crate) fn xresnet_options(model: &ModelConfig) -> XResNetOptions {
+    XResNetOptions {
+        activation: model.activation,
+        self_attention: model.self_attention,
+        max_blur_pool: model.maxblurpool,
     }
 }
 
@@ -157,15 +196,11 @@ pub fn build(
         )?))
     };
     match model.arch.as_str() {
-        "resnet18" => resnet(ResNetDepth::R18),
-        "resnet34" => resnet(ResNetDepth::R34),
-        "resnet50" => resnet(ResNetDepth::R50),
+        arch if resnet_depth(arch).is_some() => {
+            resnet(resnet_depth(arch).expect("checked by the guard"))
+        }
         arch if xresnet_depth(arch).is_some() => {
-            let options = XResNetOptions {
-                activation: model.activation,
-                self_attention: model.self_attention,
-                max_blur_pool: model.maxblurpool,
-            };
+            let options = xresnet_options(model);
             let depth = xresnet_depth(arch).expect("checked by the guard");
             Ok(Box::new(XResNet::new(
                 depth,
@@ -177,6 +212,14 @@ pub fn build(
             )?))
         }
         "efficientnet_lite0" => Ok(Box::new(efficientnet::EfficientNetLite0::new(
+            num_classes,
+            HeadKind::Own,
+            varmap,
+            device,
+            rng,
+        )?)),
+        arch if vit_size(arch).is_some() => Ok(Box::new(vit::VisionTransformer::new(
+            vit_size(arch).expect("checked by the guard"),
             num_classes,
             HeadKind::Own,
             varmap,
@@ -250,6 +293,23 @@ mod tests {
         let mut c = config("xresnet50");
         c.self_attention = true;
         assert_eq!(parameter_count(&c, 4).unwrap(), 23_600_997);
+    }
+
+    #[test]
+    fn vit_counts_equal_timms() {
+        // timm 1.0.31: sum(p.numel() for p in create_model(name, num_classes=k).parameters()).
+        for (arch, k, want) in [
+            ("vit_tiny", 1000, 5_717_416),
+            ("vit_tiny", 4, 5_525_188),
+            ("vit_small", 1000, 22_050_664),
+            ("vit_small", 4, 21_667_204),
+        ] {
+            assert_eq!(
+                parameter_count(&config(arch), k).unwrap(),
+                want,
+                "{arch} {k}"
+            );
+        }
     }
 
     #[test]

@@ -15,9 +15,11 @@ use crate::error::Result;
 use crate::kernels::{
     BatchNorm2d, Conv2d, adaptive_avg_pool2d, add_relu, max_pool2d, tune_allocator,
 };
+use crate::models::head::{FastaiHead, HEAD_PREFIX};
+use crate::models::{HeadKind, TransferGroups};
 use crate::rng::Rng;
 use crate::train::params::{ParamBuilder, TrainParam};
-use candle_core::{Device, Module, ModuleT, Tensor};
+use candle_core::{DType, Device, Module, ModuleT, Tensor};
 use candle_nn::{Linear, VarMap};
 
 /// Width of the four stages (before a Bottleneck's 4x) and their first block's stride.
@@ -49,12 +51,23 @@ impl ResNetDepth {
     }
 }
 
+/// torchvision's own classifier (`fc` on the average pool), or fastai's head.
+enum Head {
+    Own(Linear),
+    /// fastai cuts torchvision's resnets before `avgpool` (`cut=-2`).
+    Fastai(FastaiHead),
+}
+
+/// The names of torchvision's classifier (cut for transfer learning).
+pub const OWN_HEAD_PREFIX: &str = "fc.";
+
 pub struct ResNet {
     conv1: Conv2d,
     bn1: BatchNorm2d,
     blocks: Vec<Block>,
-    fc: Linear,
+    head: Head,
     trainable: Vec<TrainParam>,
+    groups: Option<TransferGroups>,
 }
 
 impl ResNet {
@@ -67,10 +80,60 @@ impl ResNet {
         device: &Device,
         rng: Rng,
     ) -> Result<Self> {
+        Self::with_head(depth, num_classes, HeadKind::Own, varmap, device, rng)
+    }
+
+    /// As `new`; with `HeadKind::Fastai` the body (everything before
+    /// `avgpool`) gets fastai's head instead of `fc`, and the parameters are
+    /// split body / head.
+    pub fn with_head(
+        depth: ResNetDepth,
+        num_classes: usize,
+        head: HeadKind,
+        varmap: &VarMap,
+        device: &Device,
+        rng: Rng,
+    ) -> Result<Self> {
+        Self::build(depth, num_classes, head, varmap, device, DType::F32, rng)
+    }
+
+    /// As `new` with variables of `dtype` (float64 for checks against
+    /// references computed in float64).
+    pub fn with_dtype(
+        depth: ResNetDepth,
+        num_classes: usize,
+        varmap: &VarMap,
+        device: &Device,
+        dtype: DType,
+        rng: Rng,
+    ) -> Result<Self> {
+        Self::build(
+            depth,
+            num_classes,
+            HeadKind::Own,
+            varmap,
+            device,
+            dtype,
+            rng,
+        )
+    }
+
+    fn build(
+        depth: ResNetDepth,
+        num_classes: usize,
+        head: HeadKind,
+        varmap: &VarMap,
+        device: &Device,
+        dtype: DType,
+        rng: Rng,
+    ) -> Result<Self> {
         // Training allocates many multi-MiB tensors per step: keep them in the
         // heap (idempotent; every program that trains a model gets it).
         tune_allocator();
-        let mut pb = ParamBuilder::new(varmap, device, rng);
+        let mut rng = rng;
+        // Drawn only for fastai's head so a plain model's weights stay as before.
+        let dropout_seed = (head == HeadKind::Fastai).then(|| rng.next_u64());
+        let mut pb = ParamBuilder::new(varmap, device, rng).with_dtype(dtype);
         let conv1 = pb.conv2d("conv1", 3, 64, 7, 2, 3)?;
         let bn1 = pb.batch_norm("bn1", 64)?;
         let mut blocks = Vec::new();
@@ -91,13 +154,27 @@ impl ResNet {
                 c_in = width * expansion;
             }
         }
-        let fc = pb.linear("fc", c_in, num_classes)?;
+        let head = match dropout_seed {
+            None => Head::Own(pb.linear("fc", c_in, num_classes)?),
+            Some(seed) => Head::Fastai(FastaiHead::new(&mut pb, c_in, num_classes, seed)?),
+        };
+        let norms = pb.norm_names().to_vec();
+        let trainable = pb.into_trainable();
+        // fastai's `_resnet_split`: conv1, bn1 (relu, maxpool), layer1, layer2 | layer3, layer4 | head.
+        let groups = matches!(head, Head::Fastai(_)).then(|| {
+            TransferGroups::split(&trainable, &norms, HEAD_PREFIX).with_body_split(|name| {
+                ["conv1.", "bn1.", "layer1.", "layer2."]
+                    .iter()
+                    .any(|p| name.starts_with(p))
+            })
+        });
         Ok(ResNet {
             conv1,
             bn1,
             blocks,
-            fc,
-            trainable: pb.into_trainable(),
+            head,
+            trainable,
+            groups,
         })
     }
 }
@@ -115,9 +192,21 @@ impl crate::models::Classifier for ResNet {
         for block in &self.blocks {
             x = block.forward_t(&x, train)?;
         }
-        // AdaptiveAvgPool2d((1, 1)) + flatten.
-        let x = adaptive_avg_pool2d(&x, (1, 1))?.flatten_from(1)?;
-        self.fc.forward(&x)
+        match &self.head {
+            // AdaptiveAvgPool2d((1, 1)) + flatten.
+            Head::Own(fc) => fc.forward(&adaptive_avg_pool2d(&x, (1, 1))?.flatten_from(1)?),
+            Head::Fastai(head) => head.forward_t(&x, train),
+        }
+    }
+
+    fn begin_step(&self, step: usize) {
+        if let Head::Fastai(head) = &self.head {
+            head.begin_step(step as u64);
+        }
+    }
+
+    fn transfer_groups(&self) -> Option<&TransferGroups> {
+        self.groups.as_ref()
     }
 }
 
@@ -223,7 +312,6 @@ impl Block {
 mod tests {
     use super::*;
     use crate::models::Classifier;
-    use candle_core::DType;
 
     fn build(num_classes: usize, seed: u64) -> (ResNet, VarMap) {
         build_depth(ResNetDepth::R18, num_classes, seed)

@@ -21,7 +21,9 @@ use crate::kernels::{
     BatchNorm2d, Conv2d, PoolWindow, adaptive_avg_pool2d, add_relu, avg_pool2d_with, max_pool2d,
     mish, tune_allocator,
 };
+use crate::models::head::{FastaiHead, HEAD_PREFIX};
 use crate::models::layers::{SimpleSelfAttention, max_blur_pool};
+use crate::models::{HeadKind, TransferGroups};
 use crate::rng::Rng;
 use crate::train::params::{ParamBuilder, TrainParam};
 use candle_core::{Device, Module, ModuleT, Tensor};
@@ -35,6 +37,8 @@ const WIDTHS: [usize; 4] = [64, 128, 256, 512];
 const FIRST_STAGE: usize = 4;
 /// Index of the Linear head (after pool, flatten, dropout).
 const HEAD: usize = 11;
+/// The names of fastai's own classifier Linear (cut for transfer learning).
+pub const OWN_HEAD_PREFIX: &str = "11.";
 
 /// The xresnets orchard builds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,12 +69,21 @@ pub struct XResNetOptions {
     pub max_blur_pool: bool,
 }
 
+/// fastai's own classifier (pool, flatten, dropout, `11` Linear), or
+/// fastai's transfer-learning head.
+enum Head {
+    Own(Linear),
+    /// `vision_learner` cuts an xresnet before its pool (`cut=-4`).
+    Fastai(FastaiHead),
+}
+
 pub struct XResNet {
     stem: Vec<ConvLayer>,
     options: XResNetOptions,
     blocks: Vec<ResBlock>,
-    fc: Linear,
+    head: Head,
     trainable: Vec<TrainParam>,
+    groups: Option<TransferGroups>,
 }
 
 impl XResNet {
@@ -84,7 +97,33 @@ impl XResNet {
         device: &Device,
         rng: Rng,
     ) -> Result<Self> {
+        Self::with_head(
+            depth,
+            options,
+            num_classes,
+            HeadKind::Own,
+            varmap,
+            device,
+            rng,
+        )
+    }
+
+    /// As `new`; with `HeadKind::Fastai` the body (stem, pool and stages)
+    /// gets fastai's head instead of its own, and the parameters are split
+    /// body / head.
+    pub fn with_head(
+        depth: XResNetDepth,
+        options: XResNetOptions,
+        num_classes: usize,
+        head: HeadKind,
+        varmap: &VarMap,
+        device: &Device,
+        rng: Rng,
+    ) -> Result<Self> {
         tune_allocator();
+        let mut rng = rng;
+        // Drawn only for fastai's head so a plain model's weights stay as before.
+        let dropout_seed = (head == HeadKind::Fastai).then(|| rng.next_u64());
         let mut pb = ParamBuilder::new(varmap, device, rng);
         let mut stem = Vec::new();
         let mut c_in = 3;
@@ -122,13 +161,24 @@ impl XResNet {
                 c_in = c_out;
             }
         }
-        let fc = pb.linear_fan_in(&HEAD.to_string(), c_in, num_classes)?;
+        let head = match dropout_seed {
+            None => Head::Own(pb.linear_fan_in(&HEAD.to_string(), c_in, num_classes)?),
+            Some(seed) => Head::Fastai(FastaiHead::new(&mut pb, c_in, num_classes, seed)?),
+        };
+        let norms = pb.norm_names().to_vec();
+        let trainable = pb.into_trainable();
+        // fastai's `_xresnet_split`: the 3 stem convs | pool and stages | head.
+        let groups = matches!(head, Head::Fastai(_)).then(|| {
+            TransferGroups::split(&trainable, &norms, HEAD_PREFIX)
+                .with_body_split(|name| ["0.", "1.", "2."].iter().any(|p| name.starts_with(p)))
+        });
         Ok(XResNet {
             stem,
             options,
             blocks,
-            fc,
-            trainable: pb.into_trainable(),
+            head,
+            trainable,
+            groups,
         })
     }
 }
@@ -152,8 +202,20 @@ impl crate::models::Classifier for XResNet {
         for block in &self.blocks {
             x = block.forward_t(&x, train, act)?;
         }
-        let x = adaptive_avg_pool2d(&x, (1, 1))?.flatten_from(1)?;
-        self.fc.forward(&x)
+        match &self.head {
+            Head::Own(fc) => fc.forward(&adaptive_avg_pool2d(&x, (1, 1))?.flatten_from(1)?),
+            Head::Fastai(head) => head.forward_t(&x, train),
+        }
+    }
+
+    fn begin_step(&self, step: usize) {
+        if let Head::Fastai(head) = &self.head {
+            head.begin_step(step as u64);
+        }
+    }
+
+    fn transfer_groups(&self) -> Option<&TransferGroups> {
+        self.groups.as_ref()
     }
 }
 

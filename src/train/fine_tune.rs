@@ -21,8 +21,9 @@
 
 use crate::config::{Recipe, TrainingConfig};
 use crate::error::{Error, Result};
-use crate::models::Classifier;
+use crate::models::{Classifier, TransferGroups};
 use crate::train::optim::{Lr, OptimSettings, Optimizer};
+use crate::train::params::TrainParam;
 use crate::train::schedule::one_cycle;
 
 /// fastai's `fine_tune` runs the frozen cycle with `pct_start=0.99`.
@@ -35,7 +36,8 @@ pub struct Phase {
     pub steps: usize,
     /// Only the head and the body's norm parameters train.
     pub frozen: bool,
-    /// Peak lr of each parameter group: [all] for fit, [body, head] for fine-tune.
+    /// Peak lr of each parameter group: [all] for fit, [body, head] for
+    /// fine-tune (the ends of the slice a body split in two spreads over).
     pub group_lrs: Vec<f64>,
 }
 
@@ -102,12 +104,8 @@ impl TrainingPlan {
                 "training.recipe = \"fine-tune\" needs a model with a pretrained body and fastai's head\nfix: set model.pretrained, or use recipe = \"fit\"",
             )
         })?;
-        let body = if phase.frozen {
-            groups.body_norms.clone()
-        } else {
-            groups.body.clone()
-        };
-        Optimizer::with_groups(vec![body, groups.head.clone()], &phase.group_lrs, settings)
+        let (params, lrs) = phase_groups(phase, groups)?;
+        Optimizer::with_groups(params, &lrs, settings)
     }
 
     /// A fresh optimiser when `step` starts a phase after the first (the
@@ -129,6 +127,35 @@ impl TrainingPlan {
     pub fn keeps_state_at(&self, step: usize) -> bool {
         self.phase_at(step).first_step != step
     }
+}
+
+/// The parameter groups a fine-tune phase steps and their peak lrs. Frozen:
+/// the body's norms and the head, [lr/10, lr] (fastai's `slice(lr)` gives
+/// every body group lr/10, so the body's halves need not be told apart).
+/// Unfrozen: each body part and the head; where fastai splits the body in two
+/// (resnets, xresnets) the phase's `slice(a, b)` spreads over three groups as
+/// fastai's `even_mults`: [a, sqrt(a b), b].
+fn phase_groups(
+    phase: &Phase,
+    groups: &TransferGroups,
+) -> Result<(Vec<Vec<TrainParam>>, Vec<f64>)> {
+    let mut params = if phase.frozen {
+        vec![groups.body_norms.clone()]
+    } else {
+        groups.body_parts.clone()
+    };
+    params.push(groups.head.clone());
+    let lrs = if params.len() == phase.group_lrs.len() {
+        phase.group_lrs.clone()
+    } else {
+        let last = phase.group_lrs.len() - 1;
+        Lr::Slice {
+            start: Some(phase.group_lrs[0]),
+            stop: phase.group_lrs[last],
+        }
+        .per_group(params.len())?
+    };
+    Ok((params, lrs))
 }
 
 /// fastai's `fine_tune` over `t.epochs` epochs of which `t.freeze_epochs` frozen.
@@ -199,6 +226,40 @@ mod tests {
 
     /// fastai 2.8.12's `fine_tune(2, base_lr=2e-3)` recorded step by step by
     /// tests/fixtures/make_fine_tune_reference.py.
+    #[test]
+    fn resnet_bodies_get_fastais_two_body_groups_once_unfrozen() {
+        let model = crate::models::resnet::ResNet::with_head(
+            crate::models::resnet::ResNetDepth::R18,
+            2,
+            HeadKind::Fastai,
+            &VarMap::new(),
+            &Device::Cpu,
+            Rng::new(1),
+        )
+        .unwrap();
+        let groups = model.transfer_groups().unwrap();
+        let plan = TrainingPlan::new(&fine_tune_config(), 2, Vec::new);
+        let (params, lrs) = phase_groups(plan.phase_at(0), groups).unwrap();
+        assert_eq!(params.len(), 2, "frozen: body norms, head");
+        assert!(
+            (lrs[0] / 2e-4 - 1.0).abs() < 1e-12 && lrs[1] == 2e-3,
+            "{lrs:?}"
+        );
+        let (params, lrs) = phase_groups(plan.phase_at(2), groups).unwrap();
+        let names = |g: &[TrainParam]| g.iter().map(|p| p.name.clone()).collect::<Vec<_>>();
+        assert_eq!(params.len(), 3);
+        assert!(names(&params[0]).contains(&"layer2.1.conv2.weight".to_string()));
+        assert!(names(&params[0]).contains(&"conv1.weight".to_string()));
+        assert!(names(&params[1]).contains(&"layer3.0.conv1.weight".to_string()));
+        assert!(!names(&params[1]).iter().any(|n| n.starts_with("layer2")));
+        assert_eq!(params[0].len() + params[1].len(), groups.body.len());
+        // fastai: fine_tune's unfrozen slice(1e-3/100, 1e-3) over 3 groups.
+        let (a, b): (f64, f64) = (1e-5, 1e-3);
+        for (got, want) in lrs.iter().zip([a, (a * b).sqrt(), b]) {
+            assert!((got / want - 1.0).abs() < 1e-12, "{lrs:?}");
+        }
+    }
+
     #[test]
     fn fine_tune_matches_fastais_recorded_lrs_moms_and_freezing() {
         let text = include_str!("../../tests/fixtures/fine_tune_fastai.json");

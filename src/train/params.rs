@@ -10,7 +10,7 @@
 use crate::error::{Error, Result};
 use crate::kernels::{BatchNorm2d, Conv2d};
 use crate::rng::Rng;
-use candle_core::{Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{Linear, VarMap};
 
 /// PyTorch's BatchNorm2d defaults.
@@ -31,6 +31,8 @@ pub struct TrainParam {
 pub struct ParamBuilder<'a> {
     varmap: &'a VarMap,
     device: Device,
+    /// The variables' dtype (F32 unless `with_dtype` says otherwise).
+    dtype: DType,
     rng: Rng,
     trainable: Vec<TrainParam>,
     norms: Vec<String>,
@@ -41,10 +43,18 @@ impl<'a> ParamBuilder<'a> {
         ParamBuilder {
             varmap,
             device: device.clone(),
+            dtype: DType::F32,
             rng,
             trainable: Vec::new(),
             norms: Vec::new(),
         }
+    }
+
+    /// Variables of `dtype` from here on (the same draws, converted): float64
+    /// models are for checks against references computed in float64.
+    pub fn with_dtype(mut self, dtype: DType) -> Self {
+        self.dtype = dtype;
+        self
     }
 
     /// The trainable parameters added so far, in creation order.
@@ -264,13 +274,111 @@ impl<'a> ParamBuilder<'a> {
         Ok(Var::from_tensor(&t)?)
     }
 
+    /// A trainable tensor of `shape` from timm's `trunc_normal_(std=std)`:
+    /// normal(0, std) redrawn outside the absolute bounds [-2, 2] (timm's
+    /// defaults, which only bite for std near 1).
+    pub fn trunc_normal(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        std: f64,
+        decayed: bool,
+    ) -> Result<Tensor> {
+        let numel: usize = shape.iter().product();
+        let values = (0..numel)
+            .map(|_| {
+                loop {
+                    let v = self.rng.normal() * std;
+                    if (-2.0..=2.0).contains(&v) {
+                        break v as f32;
+                    }
+                }
+            })
+            .collect();
+        let kind = if decayed {
+            Kind::Decayed
+        } else {
+            Kind::NotDecayed
+        };
+        self.add(name, values, shape, kind)
+    }
+
+    /// A linear layer initialised as timm's ViT (`init_weights_vit_timm`):
+    /// weight `trunc_normal_(std=.02)`, bias 0.
+    pub fn linear_trunc_normal(&mut self, name: &str, c_in: usize, c_out: usize) -> Result<Linear> {
+        let weight = self.trunc_normal(&format!("{name}.weight"), &[c_out, c_in], 0.02, true)?;
+        let bias = self.add(
+            &format!("{name}.bias"),
+            vec![0.0; c_out],
+            &[c_out],
+            Kind::NotDecayed,
+        )?;
+        Ok(Linear::new(weight, Some(bias)))
+    }
+
+    /// A convolution with a bias and PyTorch's default init (weight and bias
+    /// uniform in ±1/sqrt(fan_in)), as timm leaves a ViT's patch embedding.
+    pub fn conv2d_default_with_bias(
+        &mut self,
+        name: &str,
+        c_in: usize,
+        c_out: usize,
+        kernel: usize,
+        stride: usize,
+    ) -> Result<Conv2d> {
+        let fan_in = c_in * kernel * kernel;
+        let bound = 1.0 / (fan_in as f64).sqrt();
+        let w = (0..c_out * fan_in)
+            .map(|_| self.rng.uniform(-bound, bound) as f32)
+            .collect();
+        let weight = self.add(
+            &format!("{name}.weight"),
+            w,
+            &[c_out, c_in, kernel, kernel],
+            Kind::Decayed,
+        )?;
+        let b = (0..c_out)
+            .map(|_| self.rng.uniform(-bound, bound) as f32)
+            .collect();
+        let bias = self.add(&format!("{name}.bias"), b, &[c_out], Kind::NotDecayed)?;
+        Ok(Conv2d {
+            weight,
+            bias: Some(bias),
+            padding: 0,
+            stride,
+            dilation: 1,
+            groups: 1,
+        })
+    }
+
+    /// A LayerNorm's (weight 1, bias 0), recorded as norm parameters: fastai's
+    /// `norm_types` include `nn.LayerNorm`, so they train in a frozen body and
+    /// are not weight-decayed.
+    pub fn layer_norm(&mut self, name: &str, dim: usize) -> Result<(Tensor, Tensor)> {
+        let weight = self.add(
+            &format!("{name}.weight"),
+            vec![1.0; dim],
+            &[dim],
+            Kind::NotDecayed,
+        )?;
+        let bias = self.add(
+            &format!("{name}.bias"),
+            vec![0.0; dim],
+            &[dim],
+            Kind::NotDecayed,
+        )?;
+        self.norms.push(format!("{name}.weight"));
+        self.norms.push(format!("{name}.bias"));
+        Ok((weight, bias))
+    }
+
     /// `n` standard-normal draws from this builder's `Rng`.
     pub fn normals(&mut self, n: usize) -> Vec<f32> {
         (0..n).map(|_| self.rng.normal() as f32).collect()
     }
 
     fn add(&mut self, name: &str, values: Vec<f32>, shape: &[usize], kind: Kind) -> Result<Tensor> {
-        let tensor = Tensor::from_vec(values, shape, &self.device)?;
+        let tensor = Tensor::from_vec(values, shape, &self.device)?.to_dtype(self.dtype)?;
         let var = Var::from_tensor(&tensor)?;
         let mut map = self
             .varmap
