@@ -71,6 +71,8 @@ pub trait FitHooks {
     fn take_theta_request(&mut self) -> Option<f64> {
         None
     }
+    /// An epoch's validation: every item's probabilities, in `FoldData::valid` order.
+    fn validated(&mut self, _fold: usize, _epoch: usize, _probs: &[Vec<f32>]) {}
 }
 
 /// The outcome of a fold, from its last completed epoch. If Stop came before
@@ -346,6 +348,7 @@ pub fn fit_fold(
             break;
         }
         let valid = validate(model.as_ref(), &pipeline, &valid_set, t, &device)?;
+        hooks.validated(fold, epoch, &valid.probs);
         result.train_loss = loss_sum / batches_run as f64;
         result.valid_loss = valid.loss;
         result.accuracy = valid.accuracy;
