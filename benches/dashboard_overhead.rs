@@ -80,13 +80,26 @@ fn steps_per_second(run_dir: &Path) -> f64 {
 }
 
 fn headless(run_dir: &Path, epochs: usize, limit: usize) {
-    let status = Command::new(env!("CARGO_BIN_EXE_orchard"))
+    use std::os::unix::process::CommandExt;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_orchard"));
+    command
         .args(train_args(run_dir, epochs, limit))
         .arg("--headless")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("start orchard");
+        .stderr(Stdio::null());
+    // A session of its own, as the pty run has: with the kernel's scheduler
+    // autogroups, a new session is a new group with its own share of the
+    // CPUs, and a run in the bench's session would compete with it instead.
+    // SAFETY: setsid in the forked child before exec; async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::setsid() == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let status = command.status().expect("start orchard");
     assert!(status.success(), "headless run failed: {status:?}");
 }
 
