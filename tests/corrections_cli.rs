@@ -64,3 +64,59 @@ fn summary_export_and_refusals() {
         "{stderr}"
     );
 }
+
+#[test]
+fn export_follows_the_reviews_written_beside_the_corrections() {
+    let t = tempfile::tempdir().unwrap();
+    let run_dir = t.path().join("run");
+    std::fs::create_dir_all(run_dir.join("checkpoints")).unwrap();
+    std::fs::write(
+        run_dir.join("folds.csv"),
+        "image_id,cat,dog,fold\na,1,0,0\nb,1,0,1\nc,0,1,1\nd,1,0,2\n",
+    )
+    .unwrap();
+    // Folds 0 and 1 trained. b trains only in fold 0 here, which corrected it;
+    // a trains in fold 1, which corrected it; d trains in both, only fold 0
+    // corrected it (a tie: the vote alone would keep cat).
+    std::fs::write(
+        run_dir.join("corrections.csv"),
+        "fold,epoch,step,image_id,old_label,new_label,p_old,p_new,theta,review\n\
+         0,1,5,b,cat,dog,0.100000,0.800000,0.500000,\n\
+         1,1,5,a,cat,dog,0.100000,0.800000,0.500000,\n\
+         0,2,9,d,cat,dog,0.200000,0.700000,0.450000,\n",
+    )
+    .unwrap();
+    for f in [0, 1] {
+        std::fs::write(
+            run_dir.join(format!("checkpoints/fold{f}.safetensors")),
+            b"",
+        )
+        .unwrap();
+    }
+    // Reviews as the dashboard appends them: b rejected, d accepted (against
+    // the tie), c set to cat though never corrected, a reviewed twice.
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(run_dir.join("corrections.csv"))
+        .unwrap();
+    std::io::Write::write_all(
+        &mut file,
+        b",,,b,cat,cat,,,,rejected\n\
+          ,,,d,cat,dog,,,,accepted\n\
+          ,,,c,dog,cat,,,,set\n\
+          ,,,a,cat,dog,,,,rejected\n\
+          ,,,a,cat,dog,,,,accepted\n",
+    )
+    .unwrap();
+    let out = t.path().join("fixed.csv");
+    let (code, stdout, stderr) = run(&["corrections", s(&run_dir), "--export", s(&out)]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("reviewed: 4 image(s): 2 accepted, 1 rejected, 1 set"),
+        "{stdout}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "image_id,cat,dog\na,0,1\nb,1,0\nc,1,0\nd,0,1\n"
+    );
+}

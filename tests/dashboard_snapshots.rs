@@ -3,9 +3,11 @@
 //! Snapshots pin the text; colours are not in them, so a few style assertions
 //! check the roles that carry meaning (state badge, current fold, pending).
 
-use orchard::run::{Command, Event, Stamped};
+use orchard::run::reviews::{CorrectionsFile, PlcRow, Review, ReviewRow};
+use orchard::run::{Command, Event, LossItem, Stamped};
+use orchard::tui::images::ImagePane;
 use orchard::tui::keymap::{ACTIONS, Action, Keymap};
-use orchard::tui::{App, Theme, draw, draw_with_keymap, handle_action};
+use orchard::tui::{App, Theme, draw, draw_with_images, draw_with_keymap, handle_action};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
@@ -342,4 +344,141 @@ fn theta_is_in_the_header_and_pending_until_acknowledged() {
         text.contains("θ 0.85") && !text.contains("setting theta…"),
         "{text}"
     );
+}
+
+/// The recorded run plus a validation's highest losses and PLC's log, as the
+/// viewer gets them.
+fn app_with_viewer_items(image: &str) -> App {
+    let mut events = recorded_events();
+    let time = events.last().map(|e| e.time).unwrap_or(0.0) + 1.0;
+    let item = |id: &str, label: usize, probs: Vec<f32>| LossItem {
+        image_id: id.into(),
+        image: image.into(),
+        label,
+        loss: -(probs[label] as f64).ln(),
+        probs,
+    };
+    events.push(Stamped {
+        time,
+        event: Event::ValidationTopLosses {
+            fold: 0,
+            epoch: 1,
+            items: vec![
+                item("Train_17", 0, vec![0.02, 0.91, 0.01, 0.02, 0.02, 0.02]),
+                item("Train_4", 2, vec![0.10, 0.05, 0.15, 0.60, 0.05, 0.05]),
+                item("Train_88", 5, vec![0.30, 0.05, 0.05, 0.05, 0.05, 0.50]),
+            ],
+        },
+    });
+    let mut app = App::from_events(&events);
+    app.corrections_file = CorrectionsFile {
+        plc: vec![PlcRow {
+            fold: 0,
+            epoch: 1,
+            image_id: "Train_23".into(),
+            old: "bird".into(),
+            new: "fish".into(),
+            p_old: Some(0.08),
+            p_new: Some(0.83),
+        }],
+        reviews: vec![ReviewRow {
+            image_id: "Train_4".into(),
+            original: "fruit".into(),
+            label: "fruit".into(),
+            review: Review::Rejected,
+        }],
+    };
+    handle_action(&mut app, Action::OpenViewer);
+    app
+}
+
+#[test]
+fn viewer_without_images_120x40() {
+    let app = app_with_viewer_items("/nonexistent/Train_17.jpg");
+    let buffer = render(&app, 120, 40);
+    insta::assert_snapshot!("viewer_without_images_120x40", screen_text(&buffer));
+    // The selected item is drawn in the "current" role.
+    let (x, y) = find(&buffer, "▶ ").expect("a selected item");
+    assert_eq!(buffer[(x + 2, y)].fg, Theme::default().current.fg.unwrap());
+}
+
+#[test]
+fn viewer_class_list_and_corrections_80x24() {
+    let mut app = app_with_viewer_items("/nonexistent/Train_17.jpg");
+    handle_action(&mut app, Action::SwitchList);
+    handle_action(&mut app, Action::SetClass);
+    handle_action(&mut app, Action::NextClass);
+    insta::assert_snapshot!(
+        "viewer_class_list_and_corrections_80x24",
+        screen_text(&render(&app, 80, 24))
+    );
+}
+
+#[test]
+fn viewer_draws_the_image_with_halfblocks_100x30() {
+    let t = tempfile::tempdir().unwrap();
+    let path = t.path().join("Train_17.png");
+    // Top half white, bottom half black: halfblocks show both.
+    image::RgbImage::from_fn(400, 400, |_, y| {
+        if y < 200 {
+            image::Rgb([255, 255, 255])
+        } else {
+            image::Rgb([0, 0, 0])
+        }
+    })
+    .save(&path)
+    .unwrap();
+    let app = app_with_viewer_items(path.to_str().unwrap());
+    let mut pane = ImagePane::new(orchard::tui::images::halfblocks());
+    let mut terminal = Terminal::new(TestBackend::new(100, 30)).expect("test terminal");
+    terminal
+        .draw(|frame| {
+            draw_with_images(
+                frame,
+                &app,
+                &Theme::default(),
+                &Keymap::default(),
+                Some(&mut pane),
+            )
+        })
+        .expect("draw");
+    let buffer = terminal.backend().buffer().clone();
+    let text = screen_text(&buffer);
+    assert!(text.contains("image · halfblocks"), "{text}");
+    let white = buffer
+        .content()
+        .iter()
+        .filter(|c| matches!(c.fg, ratatui::style::Color::Rgb(r, g, b) if r > 240 && g > 240 && b > 240))
+        .count();
+    assert!(white > 10, "no image drawn:\n{text}");
+    insta::assert_snapshot!("viewer_halfblocks_100x30", text);
+}
+
+#[test]
+fn lr_pane_marks_planned_and_done_resizes() {
+    let mut events = recorded_events();
+    if let Some(Stamped {
+        event: Event::RunStarted { size_schedule, .. },
+        ..
+    }) = events.first_mut()
+    {
+        *size_schedule = vec![(1, 96), (3, 128)];
+    }
+    let time = events.last().map(|e| e.time).unwrap_or(0.0);
+    // The fixture's fold 0 is in epoch 2; epoch 1 began at 96 px.
+    events.insert(
+        events.len() - 1,
+        Stamped {
+            time,
+            event: Event::Resized {
+                fold: 0,
+                epoch: 1,
+                size: 96,
+            },
+        },
+    );
+    let app = App::from_events(&events);
+    let text = screen_text(&render(&app, 120, 40));
+    assert!(text.contains("size 96@e1 128@e3?"), "{text}");
+    insta::assert_snapshot!("lr_pane_resizes_120x40", text);
 }

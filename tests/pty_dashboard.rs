@@ -125,3 +125,90 @@ fn dashboard_pauses_and_stops_in_a_pty() {
     // The terminal was handed back: the alternate screen is left.
     assert!(!screen.parser.lock().unwrap().screen().alternate_screen());
 }
+
+/// A dropped SSH connection: the terminal hangs up (SIGHUP) and goes away.
+/// The run a dashboard started itself trains on without a screen, writes its
+/// run directory to the end and exits normally.
+#[test]
+fn a_hung_up_dashboard_keeps_its_run_training_to_the_end() {
+    let t = tempfile::tempdir().unwrap();
+    let run_dir = t.path().join("run");
+    let pair = native_pty_system()
+        .openpty(PtySize {
+            rows: 24,
+            cols: 80,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .unwrap();
+    let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_orchard"));
+    cmd.args([
+        "train",
+        "--data",
+        demo().to_str().unwrap(),
+        "--limit",
+        "60",
+        "--k",
+        "3",
+        "--fold",
+        "0",
+        "--epochs",
+        "3",
+        "--size",
+        "32",
+        "--bs",
+        "4",
+        "--run-dir",
+        run_dir.to_str().unwrap(),
+    ]);
+    cmd.env("TERM", "xterm-256color");
+    let mut child = pair.slave.spawn_command(cmd).unwrap();
+    drop(pair.slave);
+    let mut reader = pair.master.try_clone_reader().unwrap();
+    let parser = Arc::new(Mutex::new(vt100::Parser::new(24, 80, 0)));
+    let feed = parser.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            feed.lock().unwrap().process(&buf[..n]);
+        }
+    });
+    let screen = Screen { parser };
+    screen.wait_for("RUNNING", 60);
+    let events = || std::fs::read_to_string(run_dir.join("events.jsonl")).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !events().contains("\"batch\"") {
+        assert!(Instant::now() < deadline, "no batch within 60s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The connection drops: SIGHUP, and the terminal is gone for good.
+    let pid = child.process_id().expect("pid") as i32;
+    // SAFETY: a plain kill(2) of the process this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
+    drop(pair.master);
+
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the run did not end; events:\n{}",
+            events()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(status.success(), "exit status {status:?}");
+    let log = events();
+    assert!(log.contains("\"status\":\"completed\""), "{log}");
+    assert!(!log.contains("\"stopping\""), "{log}");
+    assert_eq!(log.matches("\"event\":\"epoch_ended\"").count(), 3, "{log}");
+    assert!(run_dir.join("checkpoints/fold0.safetensors").is_file());
+    // What the process still had to say went to the run's output.log.
+    let output = std::fs::read_to_string(run_dir.join("output.log")).unwrap_or_default();
+    assert!(output.contains("run finished"), "output.log:\n{output}");
+}

@@ -6,10 +6,16 @@
 //! folds. The exported label is the one most of those folds ended with, a
 //! fold that never corrected the image counting for its original label; a tie
 //! keeps the original.
+//!
+//! A person's review (the dashboard's mislabeled-item viewer, see
+//! `run::reviews`) overrides that vote: an accepted correction is applied
+//! even where the majority would not, a rejected one is not applied, and a
+//! class the reviewer set is used. The latest review of an image counts.
 
 use crate::cli::CorrectionsArgs;
 use crate::error::{Error, Result};
-use crate::run::rundir::{CorrectionsLog, create_new_file};
+use crate::run::reviews::{self, Review, ReviewRow};
+use crate::run::rundir::create_new_file;
 use crate::train::checkpoint;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -35,15 +41,32 @@ pub struct RunLabels {
 pub fn corrections(args: CorrectionsArgs) -> Result<()> {
     let run_dir = &args.run_dir;
     let labels = read_folds(run_dir)?;
-    let rows = read_corrections(run_dir)?;
+    let file_rows = reviews::read_corrections(run_dir)?;
+    let rows: Vec<CorrectionRecord> = file_rows
+        .plc
+        .iter()
+        .map(|r| CorrectionRecord {
+            fold: r.fold,
+            epoch: r.epoch,
+            image_id: r.image_id.clone(),
+            old: r.old.clone(),
+            new: r.new.clone(),
+        })
+        .collect();
+    let latest: HashMap<String, ReviewRow> = file_rows
+        .latest_reviews()
+        .into_iter()
+        .map(|(id, r)| (id.to_string(), r.clone()))
+        .collect();
     // Refuse an existing file before printing anything.
     let file = args.export.as_deref().map(create_new_file).transpose()?;
     print!("{}", summary(&rows, &labels));
+    print!("{}", review_summary(&latest));
     if let (Some(out), Some(mut file)) = (&args.export, file) {
         let trained: Vec<usize> = (0..labels.k())
             .filter(|&f| checkpoint::fold_path(run_dir, f).is_file())
             .collect();
-        let finals = final_labels(&rows, &labels, &trained);
+        let finals = final_labels(&rows, &labels, &trained, &latest);
         let mut w = csv::Writer::from_writer(Vec::new());
         let mut header = vec!["image_id".to_string()];
         header.extend(labels.classes.iter().cloned());
@@ -111,6 +134,21 @@ pub fn summary(rows: &[CorrectionRecord], labels: &RunLabels) -> String {
     out
 }
 
+/// How many images were reviewed, and how; nothing when none was.
+pub fn review_summary(latest: &HashMap<String, ReviewRow>) -> String {
+    if latest.is_empty() {
+        return String::new();
+    }
+    let count = |kind: Review| latest.values().filter(|r| r.review == kind).count();
+    format!(
+        "\nreviewed: {} image(s): {} accepted, {} rejected, {} set to another class\n",
+        latest.len(),
+        count(Review::Accepted),
+        count(Review::Rejected),
+        count(Review::Set)
+    )
+}
+
 impl RunLabels {
     /// The number of folds.
     pub fn k(&self) -> usize {
@@ -118,12 +156,14 @@ impl RunLabels {
     }
 }
 
-/// For each corrected image, the label most of the `trained` folds it was a
-/// training image of ended with (see the module doc).
+/// For each corrected or reviewed image, its exported label: the latest
+/// review's if there is one, else the label most of the `trained` folds it
+/// was a training image of ended with (see the module doc).
 pub fn final_labels(
     rows: &[CorrectionRecord],
     labels: &RunLabels,
     trained: &[usize],
+    reviewed: &HashMap<String, ReviewRow>,
 ) -> HashMap<String, String> {
     // (image, fold) -> the fold's last label for it; rows are in time order per fold.
     let mut last: HashMap<(&str, usize), &str> = HashMap::new();
@@ -132,6 +172,15 @@ pub fn final_labels(
     }
     let mut finals = HashMap::new();
     for (id, original, valid_fold) in &labels.images {
+        if let Some(review) = reviewed.get(id) {
+            let label = match review.review {
+                // The user's data is the reference, not what the row says.
+                Review::Rejected => original,
+                Review::Accepted | Review::Set => &review.label,
+            };
+            finals.insert(id.clone(), label.clone());
+            continue;
+        }
         if !rows.iter().any(|r| &r.image_id == id) {
             continue;
         }
@@ -205,44 +254,6 @@ fn read_folds(run_dir: &Path) -> Result<RunLabels> {
     Ok(RunLabels { classes, images })
 }
 
-fn read_corrections(run_dir: &Path) -> Result<Vec<CorrectionRecord>> {
-    let path = run_dir.join(CorrectionsLog::FILE);
-    if !path.is_file() {
-        // A run without label correction (or from before it) corrected nothing.
-        return Ok(Vec::new());
-    }
-    let bad = |row: usize, why: String| {
-        Error::input(format!(
-            "{} row {row}: {why}\nfix: corrections.csv is written by orchard; restore it or delete the damaged rows",
-            path.display()
-        ))
-    };
-    let mut reader = csv::Reader::from_path(&path).map_err(|e| bad(1, e.to_string()))?;
-    let mut rows = Vec::new();
-    for (i, record) in reader.records().enumerate() {
-        let row = i + 2;
-        let r = record.map_err(|e| bad(row, e.to_string()))?;
-        let field = |n: usize| {
-            r.get(n)
-                .map(String::from)
-                .ok_or_else(|| bad(row, format!("column {} is missing", n + 1)))
-        };
-        let number = |n: usize| -> Result<usize> {
-            field(n)?
-                .parse()
-                .map_err(|_| bad(row, format!("column {} is not a number", n + 1)))
-        };
-        rows.push(CorrectionRecord {
-            fold: number(0)?,
-            epoch: number(1)?,
-            image_id: field(3)?,
-            old: field(4)?,
-            new: field(5)?,
-        });
-    }
-    Ok(rows)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,9 +293,10 @@ mod tests {
             row(0, 2, "c", "cat", "dog"),
             row(1, 2, "c", "dog", "cat"),
         ];
-        let finals = final_labels(&rows, &labels(), &[0, 1, 2]);
+        let none = HashMap::new();
+        let finals = final_labels(&rows, &labels(), &[0, 1, 2], &none);
         // Only fold 0 trained: b's one vote is dog; a was never corrected there.
-        let fold0 = final_labels(&rows, &labels(), &[0]);
+        let fold0 = final_labels(&rows, &labels(), &[0], &none);
         assert_eq!(fold0["b"], "dog");
         assert_eq!(fold0["a"], "cat");
         assert_eq!(finals["a"], "dog");
@@ -299,6 +311,46 @@ mod tests {
         );
         assert!(
             text.contains("  0 0: 1\n  0 1: 1\n  0 2: 1\n  1 0: 1\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_review_overrides_the_vote_of_the_folds() {
+        let rows = vec![
+            // a: both training folds end at dog, but the reviewer rejects it.
+            row(1, 0, "a", "cat", "dog"),
+            row(2, 1, "a", "cat", "dog"),
+            // b: a tie would keep cat; the reviewer accepts fold 0's dog.
+            row(0, 1, "b", "cat", "dog"),
+        ];
+        let review = |id: &str, original: &str, label: &str, review| {
+            (
+                id.to_string(),
+                ReviewRow {
+                    image_id: id.into(),
+                    original: original.into(),
+                    label: label.into(),
+                    review,
+                },
+            )
+        };
+        let reviewed: HashMap<String, ReviewRow> = [
+            // The row of a rejection may name any label: the original wins.
+            review("a", "cat", "dog", Review::Rejected),
+            review("b", "cat", "dog", Review::Accepted),
+            // c was never corrected; the reviewer sets it anyway.
+            review("c", "dog", "cat", Review::Set),
+        ]
+        .into_iter()
+        .collect();
+        let finals = final_labels(&rows, &labels(), &[0, 1, 2], &reviewed);
+        assert_eq!(finals["a"], "cat");
+        assert_eq!(finals["b"], "dog");
+        assert_eq!(finals["c"], "cat");
+        let text = review_summary(&reviewed);
+        assert!(
+            text.contains("3 image(s): 1 accepted, 1 rejected, 1 set"),
             "{text}"
         );
     }

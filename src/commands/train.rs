@@ -146,7 +146,9 @@ pub fn train(args: TrainArgs) -> Result<()> {
         !args.headless && std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
     let mut plan = plan;
     plan.interactive = use_dashboard;
+    let image_paths = std::sync::Arc::new(super::attach::image_paths(&plan.dataset));
     let handle = engine::start(plan)?;
+    let mut terminal_lost = false;
     if use_dashboard {
         // Keep a sender: if the dashboard fails, the run is still stopped cleanly.
         let commands = handle.commands.clone();
@@ -156,14 +158,18 @@ pub fn train(args: TrainArgs) -> Result<()> {
             keymap,
             attached: false,
             theta_keys,
+            run_dir: Some(run_path.clone()),
+            image_paths,
         };
-        if let Err(e) = crate::tui::run_dashboard_blocking(handle.events, handle.commands, options)
-        {
-            eprintln!("the dashboard failed ({e})");
+        match crate::tui::run_dashboard_blocking(handle.events, handle.commands, options) {
+            // The run went on without a screen and has ended.
+            Ok(crate::tui::DashboardExit::TerminalLost) => terminal_lost = true,
+            Ok(crate::tui::DashboardExit::Left) => {}
+            Err(e) => eprintln!("the dashboard failed ({e})"),
         }
-        // The dashboard is gone (stopped run, closed terminal, error): a run it
-        // started must not wait, paused, for a Resume that can no longer come.
-        if !handle.thread.is_finished() {
+        // The dashboard is gone (stopped run, error): a run it started must
+        // not wait, paused, for a Resume that can no longer come.
+        if !terminal_lost && !handle.thread.is_finished() {
             let _ = commands.send(Command::Stop);
             eprintln!("stopping the run after its current epoch...");
         }

@@ -13,6 +13,14 @@
 //! may be connected; one that goes away (a dropped SSH connection) is simply
 //! forgotten. When the run ends, the socket file is removed and every client
 //! reads the end of its stream after the `RunEnded` event.
+//!
+//! Each client has a queue of at most `CLIENT_QUEUE` lines, filled without
+//! ever blocking the engine. A client that falls that far behind (stuck, or
+//! on a link slower than the run) is disconnected: its connection is shut
+//! down, which also frees its writer thread if it is blocked on a full
+//! socket, and a note goes to the run's stderr. Its dashboard reads what was
+//! already sent, then the end of the stream, and says so; attaching again
+//! replays events.jsonl and follows the run from there.
 
 use crate::error::{Error, Result};
 use crate::run::events::{Command, Event, Stamped};
@@ -20,12 +28,16 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, TrySendError, channel, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 /// The socket's file name inside a run directory.
 pub const SOCKET_NAME: &str = "control.sock";
+
+/// Lines queued for one client at most (the history counts as one). A run
+/// emits a few events per batch; this is minutes of a fast run's events.
+pub const CLIENT_QUEUE: usize = 4096;
 
 /// A run's listening end of the control socket.
 pub struct ControlServer {
@@ -45,7 +57,29 @@ struct Hub {
 struct Client {
     id: u64,
     /// Lines for this client's writer thread.
-    lines: Sender<Arc<str>>,
+    lines: SyncSender<Arc<str>>,
+    /// The connection, to cut it when the client falls too far behind.
+    stream: UnixStream,
+}
+
+impl Client {
+    /// Queue `line` without waiting; false when the client is gone or was
+    /// disconnected for falling `CLIENT_QUEUE` lines behind.
+    fn offer(&self, line: Arc<str>) -> bool {
+        match self.lines.try_send(line) {
+            Ok(()) => true,
+            Err(TrySendError::Disconnected(_)) => false,
+            Err(TrySendError::Full(_)) => {
+                // Wakes a writer blocked on the full socket; the client reads
+                // the end of its stream after what it already has.
+                let _ = self.stream.shutdown(std::net::Shutdown::Both);
+                eprintln!(
+                    "{SOCKET_NAME}: a dashboard fell {CLIENT_QUEUE} events behind and was disconnected; it can attach again"
+                );
+                false
+            }
+        }
+    }
 }
 
 impl ControlServer {
@@ -101,8 +135,8 @@ impl ControlServer {
         if let Ok(mut line) = serde_json::to_string(event) {
             line.push('\n');
             let line: Arc<str> = line.into();
-            // A client whose writer has given up (it went away) is dropped here.
-            hub.clients.retain(|c| c.lines.send(line.clone()).is_ok());
+            // A client that went away, or fell too far behind, is dropped here.
+            hub.clients.retain(|c| c.offer(line.clone()));
         }
         written
     }
@@ -166,7 +200,7 @@ fn add_client(
     let mut hub = shared.lock().unwrap_or_else(PoisonError::into_inner);
     let id = hub.next_id;
     hub.next_id += 1;
-    let (lines, queue) = channel::<Arc<str>>();
+    let (lines, queue) = sync_channel::<Arc<str>>(CLIENT_QUEUE);
     // Called under the hub's lock: no event is appended while the history is read.
     let history = match std::fs::read_to_string(&hub.events_log) {
         Ok(text) => text,
@@ -179,6 +213,7 @@ fn add_client(
         let _ = lines.send(whole.into());
     }
     let reader = stream.try_clone().map_err(io)?;
+    let cutter = stream.try_clone().map_err(io)?;
     let writer = stream;
     std::thread::Builder::new()
         .name("orchard-control-out".into())
@@ -192,7 +227,11 @@ fn add_client(
         .name("orchard-control-in".into())
         .spawn(move || read_commands(reader, commands, &answers, id))
         .map_err(|e| Error::Internal(e.to_string()))?;
-    hub.clients.push(Client { id, lines });
+    hub.clients.push(Client {
+        id,
+        lines,
+        stream: cutter,
+    });
     Ok(())
 }
 
@@ -228,7 +267,7 @@ fn read_commands(stream: UnixStream, commands: Sender<Command>, hub: &Mutex<Hub>
                     text.push('\n');
                     let hub = hub.lock().unwrap_or_else(PoisonError::into_inner);
                     if let Some(client) = hub.clients.iter().find(|c| c.id == id) {
-                        let _ = client.lines.send(text.into());
+                        client.offer(text.into());
                     }
                 }
             }
@@ -264,13 +303,24 @@ pub fn attach(run_dir: &Path) -> Result<Attachment> {
             std::thread::Builder::new()
                 .name("orchard-attach-in".into())
                 .spawn(move || {
+                    let mut ended = false;
                     for line in BufReader::new(reader).lines() {
                         let Ok(line) = line else { break };
-                        if let Some(event) = parse_event_line(&line)
-                            && event_tx.send(event).is_err()
-                        {
-                            break;
+                        if let Some(event) = parse_event_line(&line) {
+                            ended |= matches!(event.event, Event::RunEnded { .. });
+                            if event_tx.send(event).is_err() {
+                                return;
+                            }
                         }
+                    }
+                    if !ended {
+                        // Cut off before the run's end: this dashboard fell
+                        // too far behind, or the run was killed.
+                        let _ = event_tx.send(Stamped::now(Event::Warning {
+                            message: format!(
+                                "{SOCKET_NAME} closed the connection before the run ended (this dashboard fell behind, or the run was killed); attach again to follow it"
+                            ),
+                        }));
                     }
                 })
                 .map_err(|e| Error::Internal(e.to_string()))?;
@@ -407,9 +457,16 @@ mod tests {
             Command::Pause
         );
 
-        // The run ends: the socket file goes and the client reads the end.
+        // The run goes away without a RunEnded (as if killed): the socket
+        // file goes, the client is told so and reads the end.
         drop(server);
         assert!(!t.path().join(SOCKET_NAME).exists());
+        match recv(&mut a.events).map(|e| e.event) {
+            Some(Event::Warning { message }) => {
+                assert!(message.contains("attach again"), "{message}")
+            }
+            other => panic!("expected the cut-off warning, got {other:?}"),
+        }
         assert_eq!(recv(&mut a.events), None);
     }
 
@@ -438,6 +495,61 @@ mod tests {
         for _ in 0..sent {
             assert_eq!(recv(&mut first.events), Some(event.clone()));
         }
+    }
+
+    #[test]
+    fn a_client_that_never_reads_is_cut_off_without_slowing_the_run() {
+        let (t, _) = run_dir_with_events(0);
+        let (cmd_tx, _cmd_rx) = channel();
+        let server = ControlServer::bind(t.path(), cmd_tx).unwrap();
+        // Connected, never reading: the socket buffer fills, then the queue.
+        let stuck = UnixStream::connect(t.path().join(SOCKET_NAME)).unwrap();
+        let mut live = attach(t.path()).unwrap();
+        wait_until("both registered", || server.client_count() == 2);
+        // A reading client, counting what it gets.
+        let counted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = counted.clone();
+        std::thread::spawn(move || {
+            while let Some(e) = live.events.blocking_recv() {
+                if matches!(e.event, Event::Warning { ref message } if message.starts_with("xx")) {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        });
+        let event = Stamped {
+            time: 1.0,
+            event: Event::Warning {
+                message: "x".repeat(200),
+            },
+        };
+        // Far more than the socket buffer plus the queue can hold: publish
+        // never waits for the stuck client (this loop would hang otherwise).
+        // The reading client keeps up as with a real run, where batches take
+        // far longer than this loop: every 1024 events it catches up.
+        let n = 4 * CLIENT_QUEUE;
+        for i in 1..=n {
+            server.publish(&event, || ());
+            if i % 1024 == 0 {
+                wait_until("the reading client keeps up", || {
+                    counted.load(Ordering::SeqCst) == i
+                });
+            }
+        }
+        wait_until("the stuck client is dropped", || server.client_count() == 1);
+        // Its connection is closed: it reads what was sent, then the end.
+        let mut got = 0;
+        for line in BufReader::new(stuck).lines() {
+            let Ok(line) = line else { break };
+            assert!(parse_event_line(&line).is_some(), "{line}");
+            got += 1;
+        }
+        assert!(got < n, "a dropped client got all {n} events");
+        // The reading client got every event and is still served.
+        server.publish(&event, || ());
+        wait_until("the reading client got every event", || {
+            counted.load(Ordering::SeqCst) == n + 1
+        });
+        assert_eq!(server.client_count(), 1);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::data::sampling::{Resampling, class_counts};
 use crate::data::{Dataset, Folds, assign_folds};
 use crate::error::{Error, Result};
 use crate::run::control::ControlServer;
-use crate::run::events::{Command, DatasetSummary, Event, Stamped};
+use crate::run::events::{Command, DatasetSummary, Event, Stamped, TOP_LOSSES, top_losses};
 use crate::run::rundir::{CorrectionsLog, EventLog, MetricsLog, RunDir};
 use crate::train::checkpoint;
 use crate::train::dense_loss::DenseTargets;
@@ -97,6 +97,10 @@ struct Steering<'a> {
     resize_request: Option<Option<u32>>,
     /// A `SetTheta` not yet taken by label correction.
     theta_request: Option<f64>,
+    /// (image id, image file, class) of the current fold's validation items,
+    /// in the order the training loop validates them; empty for multi-label
+    /// data, whose items have no single label to be mistaken about.
+    valid_items: Vec<(String, String, usize)>,
 }
 
 impl Steering<'_> {
@@ -177,6 +181,19 @@ impl FitHooks for Steering<'_> {
 
     fn take_theta_request(&mut self) -> Option<f64> {
         self.theta_request.take()
+    }
+
+    fn validated(&mut self, fold: usize, epoch: usize, probs: &[Vec<f32>]) {
+        if probs.len() != self.valid_items.len() {
+            return;
+        }
+        let labels: Vec<usize> = self.valid_items.iter().map(|v| v.2).collect();
+        let items = top_losses(&labels, probs, TOP_LOSSES, |i| {
+            let (id, path, _) = &self.valid_items[i];
+            (id.clone(), path.clone())
+        });
+        self.sink
+            .emit(Event::ValidationTopLosses { fold, epoch, items });
     }
 
     fn non_finite_loss(&mut self, step: usize) -> Flow {
@@ -363,6 +380,15 @@ fn run_engine(
     result
 }
 
+/// The epochs where progressive resizing's schedule changes the size.
+fn size_changes(t: &crate::config::TrainingConfig) -> Vec<(usize, u32)> {
+    let plan = crate::train::resizing::SizePlan::from_config(t);
+    (1..t.epochs)
+        .filter(|&e| plan.scheduled(e) != plan.scheduled(e - 1))
+        .map(|e| (e, plan.scheduled(e)))
+        .collect()
+}
+
 fn train_folds(
     plan: &RunPlan,
     sink: &mut EventSink,
@@ -396,6 +422,7 @@ fn train_folds(
         batch_size: cfg.training.batch_size,
         lr_schedule: schedule.iter().map(|s| s.0).collect(),
         mom_schedule: schedule.iter().map(|s| s.1).collect(),
+        size_schedule: size_changes(&cfg.training),
     });
     let mut steering = Steering {
         sink,
@@ -406,6 +433,7 @@ fn train_folds(
         interactive: plan.interactive,
         resize_request: None,
         theta_request: None,
+        valid_items: Vec::new(),
     };
     let mut outcome = RunOutcome {
         stopped: false,
@@ -426,6 +454,18 @@ fn train_folds(
             num_classes: ds.num_classes(),
             dense_targets: plan.dense_targets(&train, &valid),
         };
+        steering.valid_items = valid
+            .iter()
+            .filter(|_| !ds.task.is_multi_label())
+            .map(|&i| {
+                let item = &ds.items[i];
+                (
+                    item.id.clone(),
+                    item.path.display().to_string(),
+                    item.class(),
+                )
+            })
+            .collect();
         let ckpt = checkpoint::fold_path(&plan.run_dir.path, f);
         // A fold a resumed run finished before is reported, not retrained, and
         // its events are in events.jsonl already.

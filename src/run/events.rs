@@ -61,6 +61,10 @@ pub enum Event {
         lr_schedule: Vec<f64>,
         /// The planned momentum (beta1) of every step of one fold.
         mom_schedule: Vec<f64>,
+        /// Progressive resizing's plan: (epoch, size) where the size changes
+        /// (empty without resizing, and in logs from before it was sent).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        size_schedule: Vec<(usize, u32)>,
     },
     FoldStarted {
         fold: usize,
@@ -152,6 +156,14 @@ pub enum Event {
         epochs_done: usize,
         step: usize,
     },
+    /// The validation items with the highest loss in the validation that
+    /// just ended (at most `TOP_LOSSES`, highest first), for the dashboard's
+    /// mislabeled-item viewer.
+    ValidationTopLosses {
+        fold: usize,
+        epoch: usize,
+        items: Vec<LossItem>,
+    },
     Warning {
         message: String,
     },
@@ -160,6 +172,71 @@ pub enum Event {
         status: String,
         message: String,
     },
+}
+
+/// How many validation items `ValidationTopLosses` lists: enough to review,
+/// few enough that events.jsonl grows by a few kilobytes per epoch.
+pub const TOP_LOSSES: usize = 50;
+
+/// One validation item and what the model made of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LossItem {
+    /// The id in the user's CSV (or the file stem of a class-folder image).
+    pub image_id: String,
+    /// The image file.
+    pub image: String,
+    /// The class in the data (an index into the data set's class list).
+    pub label: usize,
+    /// Cross-entropy of the label: -ln p(label).
+    pub loss: f64,
+    /// Softmax probability of every class.
+    pub probs: Vec<f32>,
+}
+
+impl LossItem {
+    /// The class with the highest probability.
+    pub fn prediction(&self) -> usize {
+        self.probs
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map_or(0, |(i, _)| i)
+    }
+}
+
+/// The `k` items with the highest loss, highest first: `labels[i]` is item
+/// i's class, `probs[i]` its probabilities; `describe(i)` gives its id and file.
+pub fn top_losses(
+    labels: &[usize],
+    probs: &[Vec<f32>],
+    k: usize,
+    describe: impl Fn(usize) -> (String, String),
+) -> Vec<LossItem> {
+    let mut losses: Vec<(usize, f64)> = labels
+        .iter()
+        .zip(probs)
+        .enumerate()
+        .map(|(i, (&label, p))| {
+            let p_label = p.get(label).copied().unwrap_or(0.0) as f64;
+            // A probability of 0 would be an infinite loss: JSON has no inf.
+            (i, -p_label.max(1e-12).ln())
+        })
+        .collect();
+    losses.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    losses
+        .into_iter()
+        .take(k)
+        .map(|(i, loss)| {
+            let (image_id, image) = describe(i);
+            LossItem {
+                image_id,
+                image,
+                label: labels[i],
+                loss,
+                probs: probs[i].clone(),
+            }
+        })
+        .collect()
 }
 
 /// An event as written to `events.jsonl`: seconds since the Unix epoch plus the event.
@@ -203,5 +280,43 @@ mod tests {
         assert_eq!(back, s);
         let c: Command = serde_json::from_str(r#"{"command":"pause"}"#).unwrap();
         assert_eq!(c, Command::Pause);
+    }
+
+    #[test]
+    fn top_losses_are_the_worst_predicted_labels_first() {
+        let labels = [0, 1, 1, 0];
+        let probs = vec![
+            vec![0.9, 0.1],
+            vec![0.8, 0.2],
+            vec![0.4, 0.6],
+            vec![0.0, 1.0],
+        ];
+        let top = top_losses(&labels, &probs, 2, |i| {
+            (format!("id{i}"), format!("{i}.jpg"))
+        });
+        assert_eq!(top.len(), 2);
+        assert_eq!(top[0].image_id, "id3");
+        assert!((top[0].loss - 1e-12f64.ln().abs()).abs() < 1e-6);
+        assert_eq!(top[0].prediction(), 1);
+        assert_eq!(top[1].image, "1.jpg");
+        assert!((top[1].loss - -(0.2f32 as f64).ln()).abs() < 1e-9);
+        let line = serde_json::to_string(&Event::ValidationTopLosses {
+            fold: 0,
+            epoch: 1,
+            items: top.clone(),
+        })
+        .unwrap();
+        assert!(
+            line.contains("\"event\":\"validation_top_losses\""),
+            "{line}"
+        );
+        assert_eq!(
+            serde_json::from_str::<Event>(&line).unwrap(),
+            Event::ValidationTopLosses {
+                fold: 0,
+                epoch: 1,
+                items: top
+            }
+        );
     }
 }

@@ -5,8 +5,9 @@ pub mod engine;
 pub mod events;
 pub mod headless;
 mod resume;
+pub mod reviews;
 pub mod rundir;
 
 pub use engine::{EngineHandle, FoldOutcome, RunOutcome, RunPlan, start};
-pub use events::{Command, DatasetSummary, Event, Stamped};
+pub use events::{Command, DatasetSummary, Event, LossItem, Stamped};
 pub use rundir::RunDir;

@@ -105,11 +105,13 @@ impl RunDir {
 
     /// Remove fold `fold`'s label corrections from epoch `from_epoch` on: a
     /// resumed fold redoes those epochs (its labels come from the checkpoint of
-    /// the epoch before).
+    /// the epoch before). Review rows (see `run::reviews`) are a person's
+    /// decisions about an image, not training's: they always stay.
     pub fn drop_correction_rows(&self, fold: usize, from_epoch: usize) -> Result<()> {
         let fold = fold.to_string();
         self.drop_csv_rows(CorrectionsLog::FILE, |r| {
-            r.get(0) == Some(fold.as_str())
+            r.get(9).is_none_or(str::is_empty)
+                && r.get(0) == Some(fold.as_str())
                 && r.get(1)
                     .and_then(|e| e.parse::<usize>().ok())
                     .is_some_and(|e| e >= from_epoch)
@@ -319,10 +321,14 @@ impl MetricsLog {
 }
 
 /// Appends one row per label correction to `corrections.csv`, with the
-/// user's image ids and class names (never to the user's own CSV).
+/// user's image ids and class names (never to the user's own CSV). Reviews of
+/// the corrections go to the same file (`run::reviews`).
 pub struct CorrectionsLog {
     path: PathBuf,
     file: File,
+    /// The file has the `review` column (files of older runs do not, and
+    /// their rows keep nine fields so the file stays rectangular).
+    review_column: bool,
     /// Image file (as the event names it) -> the id in the user's CSV.
     ids: HashMap<String, String>,
     classes: Vec<String>,
@@ -331,10 +337,17 @@ pub struct CorrectionsLog {
 impl CorrectionsLog {
     pub const FILE: &'static str = "corrections.csv";
     pub const HEADER: &'static str =
-        "fold,epoch,step,image_id,old_label,new_label,p_old,p_new,theta\n";
+        "fold,epoch,step,image_id,old_label,new_label,p_old,p_new,theta,review\n";
 
     pub fn open(path: PathBuf, ds: &Dataset) -> Result<CorrectionsLog> {
         let file = open_csv_log(&path, Self::HEADER)?;
+        let mut header = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(File::open(&path).map_err(|e| Error::io(&path, e))?),
+            &mut header,
+        )
+        .map_err(|e| Error::io(&path, e))?;
+        let review_column = header.trim_end().ends_with(",review");
         let ids = ds
             .items
             .iter()
@@ -343,6 +356,7 @@ impl CorrectionsLog {
         Ok(CorrectionsLog {
             path,
             file,
+            review_column,
             ids,
             classes: ds.classes.clone(),
         })
@@ -372,8 +386,7 @@ impl CorrectionsLog {
                 .get(image)
                 .cloned()
                 .unwrap_or_else(|| image.clone());
-            let mut row = csv::Writer::from_writer(Vec::new());
-            row.write_record([
+            let mut fields = vec![
                 fold.to_string(),
                 epoch.to_string(),
                 step.to_string(),
@@ -383,8 +396,14 @@ impl CorrectionsLog {
                 format!("{p_old:.6}"),
                 format!("{p_new:.6}"),
                 format!("{theta:.6}"),
-            ])
-            .map_err(|e| Error::Internal(format!("{}: {e}", self.path.display())))?;
+            ];
+            if self.review_column {
+                // Empty: made by training, not reviewed.
+                fields.push(String::new());
+            }
+            let mut row = csv::Writer::from_writer(Vec::new());
+            row.write_record(&fields)
+                .map_err(|e| Error::Internal(format!("{}: {e}", self.path.display())))?;
             let bytes = row
                 .into_inner()
                 .map_err(|e| Error::Internal(format!("{}: {e}", self.path.display())))?;
@@ -476,17 +495,33 @@ mod tests {
         assert_eq!(
             read(),
             format!(
-                "{}0,1,7,Train_0,healthy,\"rust, early\",0.125000,0.750000,0.500000\n\
-                 1,1,7,Train_1,healthy,\"rust, early\",0.125000,0.750000,0.500000\n\
-                 0,2,7,Train_1,healthy,\"rust, early\",0.125000,0.750000,0.500000\n",
+                "{}0,1,7,Train_0,healthy,\"rust, early\",0.125000,0.750000,0.500000,\n\
+                 1,1,7,Train_1,healthy,\"rust, early\",0.125000,0.750000,0.500000,\n\
+                 0,2,7,Train_1,healthy,\"rust, early\",0.125000,0.750000,0.500000,\n",
                 CorrectionsLog::HEADER
             )
         );
-        // Fold 0 resumed after epoch 1 redoes epoch 2: only that row goes.
+        // A reviewer accepts Train_1's correction meanwhile.
+        let review = crate::run::reviews::ReviewRow {
+            image_id: "Train_1".into(),
+            original: "healthy".into(),
+            label: "rust, early".into(),
+            review: crate::run::reviews::Review::Accepted,
+        };
+        crate::run::reviews::append_review(&run.path, &review).unwrap();
+        // Fold 0 resumed after epoch 1 redoes epoch 2: only that row goes,
+        // the review stays.
         run.drop_correction_rows(0, 2).unwrap();
         let rows: Vec<String> = read().lines().map(String::from).collect();
-        assert_eq!(rows.len(), 3, "{rows:?}");
+        assert_eq!(rows.len(), 4, "{rows:?}");
         assert!(rows[1].starts_with("0,1,7,Train_0") && rows[2].starts_with("1,1,7,Train_1"));
+        assert_eq!(rows[3], ",,,Train_1,healthy,\"rust, early\",,,,accepted");
+        // Even a resume that redoes every epoch of every fold keeps it.
+        run.drop_correction_rows(0, 0).unwrap();
+        run.drop_correction_rows(1, 0).unwrap();
+        let file = crate::run::reviews::read_corrections(&run.path).unwrap();
+        assert!(file.plc.is_empty());
+        assert_eq!(file.reviews, vec![review]);
         // Reopening appends without a second header.
         CorrectionsLog::open(run.file(CorrectionsLog::FILE), &ds).unwrap();
         assert_eq!(read().matches("fold,epoch").count(), 1);

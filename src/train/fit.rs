@@ -77,6 +77,8 @@ pub trait FitHooks {
     fn take_theta_request(&mut self) -> Option<f64> {
         None
     }
+    /// An epoch's validation: every item's probabilities, in `FoldData::valid` order.
+    fn validated(&mut self, _fold: usize, _epoch: usize, _probs: &[Vec<f32>]) {}
 }
 
 /// The outcome of a fold, from its last completed epoch. If Stop came before
@@ -379,6 +381,7 @@ pub fn fit_fold(
             multi_label_rows(data),
             &truth,
         )?;
+        hooks.validated(fold, epoch, &valid.probs);
         result.train_loss = loss_sum / batches_run as f64;
         result.valid_loss = valid.loss;
         result.accuracy = valid.accuracy;

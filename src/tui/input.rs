@@ -13,6 +13,8 @@ use super::state::{App, Overlay, RunState};
 pub fn handle_key(app: &mut App, keymap: &Keymap, key: &KeyEvent) -> Option<Command> {
     let context = match app.overlay {
         Overlay::ConfirmStop => Context::ConfirmStop,
+        Overlay::Viewer if app.viewer.picking.is_some() => Context::ClassPicker,
+        Overlay::Viewer => Context::Viewer,
         Overlay::None | Overlay::Help => Context::Main,
     };
     let action = keymap.action_for(context, key)?;
@@ -75,6 +77,21 @@ pub fn handle_action(app: &mut App, action: Action) -> Option<Command> {
         }
         Action::CancelStop => {
             app.overlay = Overlay::None;
+            None
+        }
+        Action::OpenViewer
+        | Action::NextItem
+        | Action::PrevItem
+        | Action::SwitchList
+        | Action::AcceptLabel
+        | Action::RejectLabel
+        | Action::SetClass
+        | Action::CloseViewer
+        | Action::NextClass
+        | Action::PrevClass
+        | Action::ChooseClass
+        | Action::CancelClass => {
+            super::viewer::handle(app, action);
             None
         }
     }

@@ -42,6 +42,25 @@ pub enum Action {
     ConfirmStop,
     /// "no" in the stop question.
     CancelStop,
+    /// Open the mislabeled-item viewer.
+    OpenViewer,
+    /// Viewer: the next / previous item of the list.
+    NextItem,
+    PrevItem,
+    /// Viewer: switch between the highest losses and PLC's corrections.
+    SwitchList,
+    /// Viewer: the suggested label (PLC's, or the prediction) is right.
+    AcceptLabel,
+    /// Viewer: the label in the data is right.
+    RejectLabel,
+    /// Viewer: choose another class from the class list.
+    SetClass,
+    CloseViewer,
+    /// Class list: move the cursor, take the class, or close the list.
+    NextClass,
+    PrevClass,
+    ChooseClass,
+    CancelClass,
 }
 
 /// Where a binding applies: the stop question takes the keyboard while open.
@@ -49,6 +68,20 @@ pub enum Action {
 pub enum Context {
     Main,
     ConfirmStop,
+    /// The mislabeled-item viewer.
+    Viewer,
+    /// The class list the viewer opens to set another class.
+    ClassPicker,
+}
+
+impl Context {
+    /// Every context, in the order help lists them.
+    pub const ALL: [Context; 4] = [
+        Context::Main,
+        Context::ConfirmStop,
+        Context::Viewer,
+        Context::ClassPicker,
+    ];
 }
 
 impl Context {
@@ -57,6 +90,8 @@ impl Context {
         match self {
             Context::Main => "main",
             Context::ConfirmStop => "stop_question",
+            Context::Viewer => "viewer",
+            Context::ClassPicker => "class_list",
         }
     }
 }
@@ -293,6 +328,102 @@ pub const ACTIONS: &[ActionInfo] = &[
         help: "keep training",
         default_keys: &[Key::plain('n'), Key::plain('N'), Key::code(KeyCode::Esc)],
     },
+    ActionInfo {
+        action: Action::OpenViewer,
+        context: Context::Main,
+        name: "open_viewer",
+        hint: "",
+        help: "mislabeled-item viewer: highest losses, PLC's corrections",
+        default_keys: &[Key::plain('m')],
+    },
+    ActionInfo {
+        action: Action::NextItem,
+        context: Context::Viewer,
+        name: "next_item",
+        hint: "",
+        help: "next item",
+        default_keys: &[Key::code(KeyCode::Down), Key::plain('j')],
+    },
+    ActionInfo {
+        action: Action::PrevItem,
+        context: Context::Viewer,
+        name: "prev_item",
+        hint: "",
+        help: "previous item",
+        default_keys: &[Key::code(KeyCode::Up), Key::plain('k')],
+    },
+    ActionInfo {
+        action: Action::SwitchList,
+        context: Context::Viewer,
+        name: "switch_list",
+        hint: "other list",
+        help: "switch lists: highest losses / PLC's corrections",
+        default_keys: &[Key::code(KeyCode::Tab)],
+    },
+    ActionInfo {
+        action: Action::AcceptLabel,
+        context: Context::Viewer,
+        name: "accept",
+        hint: "accept",
+        help: "accept the suggested label (PLC's, or the prediction)",
+        default_keys: &[Key::plain('a')],
+    },
+    ActionInfo {
+        action: Action::RejectLabel,
+        context: Context::Viewer,
+        name: "reject",
+        hint: "reject",
+        help: "reject it: the label in the data stays",
+        default_keys: &[Key::plain('x')],
+    },
+    ActionInfo {
+        action: Action::SetClass,
+        context: Context::Viewer,
+        name: "set_class",
+        hint: "set class",
+        help: "choose another class from the class list",
+        default_keys: &[Key::plain('c')],
+    },
+    ActionInfo {
+        action: Action::CloseViewer,
+        context: Context::Viewer,
+        name: "close_viewer",
+        hint: "close",
+        help: "back to the dashboard",
+        default_keys: &[Key::code(KeyCode::Esc), Key::plain('m'), Key::plain('q')],
+    },
+    ActionInfo {
+        action: Action::NextClass,
+        context: Context::ClassPicker,
+        name: "next_class",
+        hint: "",
+        help: "next class",
+        default_keys: &[Key::code(KeyCode::Down), Key::plain('j')],
+    },
+    ActionInfo {
+        action: Action::PrevClass,
+        context: Context::ClassPicker,
+        name: "prev_class",
+        hint: "",
+        help: "previous class",
+        default_keys: &[Key::code(KeyCode::Up), Key::plain('k')],
+    },
+    ActionInfo {
+        action: Action::ChooseClass,
+        context: Context::ClassPicker,
+        name: "choose_class",
+        hint: "set",
+        help: "set the item's label to this class",
+        default_keys: &[Key::code(KeyCode::Enter)],
+    },
+    ActionInfo {
+        action: Action::CancelClass,
+        context: Context::ClassPicker,
+        name: "cancel_class",
+        hint: "cancel",
+        help: "close the class list without a change",
+        default_keys: &[Key::code(KeyCode::Esc)],
+    },
 ];
 
 /// One action and the keys bound to it.
@@ -388,14 +519,14 @@ impl Keymap {
         })?;
         let mut keymap = Keymap::default();
         for (section, entries) in &table {
-            let context = [Context::Main, Context::ConfirmStop]
+            let context = Context::ALL
                 .into_iter()
                 .find(|c| c.section() == section)
                 .ok_or_else(|| {
                     bad(
                         &format!("[{section}]"),
                         "unknown section".into(),
-                        "use [main] or [stop_question]",
+                        "use [main], [stop_question], [viewer] or [class_list]",
                     )
                 })?;
             let entries = entries.as_table().ok_or_else(|| {
@@ -455,7 +586,7 @@ impl Keymap {
 
     /// One key, one action per context: otherwise a press would be ambiguous.
     fn check_conflicts(&self, origin: &str) -> Result<()> {
-        for context in [Context::Main, Context::ConfirmStop] {
+        for context in Context::ALL {
             let bindings: Vec<&Binding> = self.bindings_in(context).collect();
             for (i, a) in bindings.iter().enumerate() {
                 for b in &bindings[i + 1..] {

@@ -8,6 +8,7 @@
 
 pub mod eta;
 pub mod event_loop;
+pub mod images;
 pub mod input;
 pub mod keymap;
 pub mod layout;
@@ -17,11 +18,12 @@ pub mod terminal;
 pub mod theme;
 pub mod theme_file;
 pub mod ui;
+pub mod viewer;
 
-pub use event_loop::{DashboardOptions, run_dashboard, run_dashboard_blocking};
+pub use event_loop::{DashboardExit, DashboardOptions, run_dashboard, run_dashboard_blocking};
 pub use input::{handle_action, handle_key};
 pub use keymap::Keymap;
 pub use state::{App, EndStatus, Overlay, RunState, ThetaKeys};
 pub use theme::{ColorSupport, Theme};
 pub use theme_file::load_theme;
-pub use ui::{draw, draw_with_keymap};
+pub use ui::{draw, draw_with_images, draw_with_keymap};

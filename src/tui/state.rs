@@ -5,9 +5,15 @@
 //! asked for but the engine has not yet confirmed is kept apart (`pending`):
 //! the state badge only ever shows what an acknowledgement event said.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::run::reviews::{CorrectionsFile, ReviewRow};
 use crate::run::{Command, DatasetSummary, Event, Stamped};
 
 use super::eta::StepTimer;
+use super::viewer::{TopLosses, ViewerState};
 
 /// How many batch losses of the current fold are kept (the sparkline shows fewer).
 const MAX_LOSSES: usize = 4096;
@@ -97,6 +103,8 @@ pub struct RunPlan {
     /// Planned learning rate of every step of one fold.
     pub lr_schedule: Vec<f64>,
     pub mom_schedule: Vec<f64>,
+    /// (epoch, size) where the planned size changes.
+    pub size_schedule: Vec<(usize, u32)>,
 }
 
 /// One row of the metrics table (one epoch of one fold).
@@ -128,6 +136,16 @@ pub enum Overlay {
     Help,
     /// "Stop the run? (y/n)"
     ConfirmStop,
+    /// The mislabeled-item viewer (`viewer`).
+    Viewer,
+}
+
+/// A change of the training images' size, as `Resized` announced it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResizeMark {
+    pub fold: usize,
+    pub epoch: usize,
+    pub size: u32,
 }
 
 /// What `+`/`-` start from and how far they move label correction's theta:
@@ -201,6 +219,19 @@ pub struct App {
     /// Time of the latest event; "now" as far as the screen knows, which keeps
     /// replays and snapshots independent of the wall clock.
     pub last_event_at: Option<f64>,
+    /// The latest validation's highest losses (`ValidationTopLosses`).
+    pub top_losses: Option<TopLosses>,
+    /// `RUN_DIR/corrections.csv` as the event loop last read it, plus the
+    /// reviews this dashboard made since.
+    pub corrections_file: CorrectionsFile,
+    /// Image id -> image file, for showing corrected images (their rows
+    /// name only the id).
+    pub image_paths: Arc<HashMap<String, PathBuf>>,
+    pub viewer: ViewerState,
+    /// Reviews made in the viewer, not yet written to corrections.csv.
+    pub reviews_out: Vec<ReviewRow>,
+    /// Every size change of the run, oldest first.
+    pub resizes: Vec<ResizeMark>,
     /// Steps done in the current fold (0 between folds).
     fold_steps_done: usize,
     timer: StepTimer,
@@ -237,6 +268,12 @@ impl Default for App {
             tab: 0,
             started_at: None,
             last_event_at: None,
+            top_losses: None,
+            corrections_file: CorrectionsFile::default(),
+            image_paths: Arc::default(),
+            viewer: ViewerState::default(),
+            reviews_out: Vec::new(),
+            resizes: Vec::new(),
             fold_steps_done: 0,
             timer: StepTimer::default(),
         }
@@ -269,6 +306,7 @@ impl App {
                 batch_size,
                 lr_schedule,
                 mom_schedule,
+                size_schedule,
             } => {
                 // A new run: forget the old one's facts but keep what the user
                 // has asked for and what is on screen.
@@ -280,6 +318,10 @@ impl App {
                     attached: self.attached,
                     theta_keys: self.theta_keys,
                     tab: self.tab,
+                    corrections_file: std::mem::take(&mut self.corrections_file),
+                    image_paths: self.image_paths.clone(),
+                    viewer: std::mem::take(&mut self.viewer),
+                    reviews_out: std::mem::take(&mut self.reviews_out),
                     ..App::default()
                 };
                 self.plan = Some(RunPlan {
@@ -294,6 +336,7 @@ impl App {
                     batch_size: *batch_size,
                     lr_schedule: lr_schedule.clone(),
                     mom_schedule: mom_schedule.clone(),
+                    size_schedule: size_schedule.clone(),
                 });
                 self.started_at = Some(ev.time);
                 self.last_event_at = Some(ev.time);
@@ -395,10 +438,22 @@ impl App {
             Event::ResizeRequested { size, .. } => {
                 self.clear_pending(&Command::ResizeNow { size: *size });
             }
-            Event::Resized { size, .. } => {
+            Event::Resized { fold, epoch, size } => {
                 if let Some(plan) = &mut self.plan {
                     plan.size = *size;
                 }
+                self.resizes.push(ResizeMark {
+                    fold: *fold,
+                    epoch: *epoch,
+                    size: *size,
+                });
+            }
+            Event::ValidationTopLosses { fold, epoch, items } => {
+                self.top_losses = Some(TopLosses {
+                    fold: *fold,
+                    epoch: *epoch,
+                    items: items.clone(),
+                });
             }
             Event::LabelCorrected {
                 fold,
@@ -573,6 +628,7 @@ pub(crate) mod tests {
                 batch_size: 8,
                 lr_schedule: vec![1e-4, 1e-3, 5e-4, 1e-5],
                 mom_schedule: vec![0.95, 0.85, 0.9, 0.95],
+                size_schedule: Vec::new(),
             },
         )
     }

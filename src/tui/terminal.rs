@@ -62,6 +62,38 @@ fn restore() {
     }
 }
 
+/// Point stdin and stdout at /dev/null and stderr at `log` (appended; else
+/// /dev/null too), for a process whose terminal is gone: every later write
+/// (the terminal's restore, a message, a panic's report) then succeeds
+/// instead of failing on the dead terminal, and nothing waits on its input.
+pub fn redirect_output(log: Option<&std::path::Path>) {
+    use std::os::fd::AsRawFd;
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null");
+    let err = log
+        .and_then(|p| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .ok()
+        })
+        .or_else(|| null.as_ref().ok().and_then(|f| f.try_clone().ok()));
+    // SAFETY: dup2 onto the standard descriptors, with descriptors this
+    // function holds open for the duration of the calls.
+    unsafe {
+        if let Ok(null) = &null {
+            libc::dup2(null.as_raw_fd(), libc::STDIN_FILENO);
+            libc::dup2(null.as_raw_fd(), libc::STDOUT_FILENO);
+        }
+        if let Some(err) = &err {
+            libc::dup2(err.as_raw_fd(), libc::STDERR_FILENO);
+        }
+    }
+}
+
 /// Chain a terminal-restoring hook in front of whatever hook was there, once.
 fn install_panic_hook() {
     HOOK.call_once(|| {

@@ -5,6 +5,7 @@ use ratatui::layout::Rect;
 
 use ratatui::text::{Line, Span};
 
+use super::images::ImagePane;
 use super::keymap::Keymap;
 use super::layout::{self, Tab};
 use super::panes;
@@ -22,6 +23,18 @@ pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) {
 
 /// `draw`, with footer and help printed from `keymap`.
 pub fn draw_with_keymap(frame: &mut Frame, app: &App, theme: &Theme, keymap: &Keymap) {
+    draw_with_images(frame, app, theme, keymap, None);
+}
+
+/// `draw_with_keymap`, with the viewer's images drawn by `images` (none: the
+/// viewer says where an image would be).
+pub fn draw_with_images(
+    frame: &mut Frame,
+    app: &App,
+    theme: &Theme,
+    keymap: &Keymap,
+    images: Option<&mut ImagePane>,
+) {
     let area = frame.area();
     // The theme's own background (if any) under every pane.
     frame.buffer_mut().set_style(area, theme.background);
@@ -61,6 +74,7 @@ pub fn draw_with_keymap(frame: &mut Frame, app: &App, theme: &Theme, keymap: &Ke
         Overlay::None => {}
         Overlay::Help => panes::help::render(frame, area, theme, keymap),
         Overlay::ConfirmStop => panes::confirm::render(frame, area, theme, keymap),
+        Overlay::Viewer => panes::viewer::render(frame, area, app, theme, keymap, images),
     }
 }
 

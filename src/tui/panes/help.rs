@@ -18,16 +18,15 @@ pub fn render(frame: &mut Frame, area: Rect, theme: &Theme, keymap: &Keymap) {
         .bindings_in(Context::Main)
         .map(|b| binding_line(b, theme))
         .collect();
-    lines.push(Line::default());
-    lines.push(Line::from(Span::styled(
-        "In the stop question:",
-        theme.muted,
-    )));
-    lines.extend(
-        keymap
-            .bindings_in(Context::ConfirmStop)
-            .map(|b| binding_line(b, theme)),
-    );
+    for (context, heading) in [
+        (Context::ConfirmStop, "In the stop question:"),
+        (Context::Viewer, "In the mislabeled-item viewer:"),
+        (Context::ClassPicker, "In its class list:"),
+    ] {
+        lines.push(Line::default());
+        lines.push(Line::from(Span::styled(heading, theme.muted)));
+        lines.extend(keymap.bindings_in(context).map(|b| binding_line(b, theme)));
+    }
     lines.push(Line::default());
     lines.push(Line::from(Span::styled(
         " [name]: the action's name in a keymap file (--keymap FILE)",
@@ -35,7 +34,7 @@ pub fn render(frame: &mut Frame, area: Rect, theme: &Theme, keymap: &Keymap) {
     )));
 
     let height = u16::try_from(lines.len() + 2).unwrap_or(u16::MAX);
-    let popup = area.centered(Constraint::Max(80), Constraint::Max(height));
+    let popup = area.centered(Constraint::Max(110), Constraint::Max(height));
     frame.render_widget(Clear, popup);
     // Clear resets to the terminal's colours; themes with a background repaint it.
     frame.buffer_mut().set_style(popup, theme.background);

@@ -12,6 +12,7 @@ pub mod loss;
 pub mod lr;
 pub mod metrics;
 pub mod plc;
+pub mod viewer;
 
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Block;
