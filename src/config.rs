@@ -85,6 +85,9 @@ pub struct DataConfig {
     pub images: Option<PathBuf>,
     pub task: TaskChoice,
     pub on_corrupt: OnCorrupt,
+    /// Megabytes of resized pixels kept in memory; the rest go to a
+    /// memory-mapped file in the run's cache directory.
+    pub cache_mb: u64,
 }
 
 impl Default for DataConfig {
@@ -94,6 +97,7 @@ impl Default for DataConfig {
             images: None,
             task: TaskChoice::Auto,
             on_corrupt: OnCorrupt::Fail,
+            cache_mb: 4096,
         }
     }
 }
@@ -533,6 +537,11 @@ const KEY_DOCS: &[(&str, &str, &str)] = &[
         "data",
         "on_corrupt",
         "fail | skip: what to do with an image that cannot be decoded",
+    ),
+    (
+        "data",
+        "cache_mb",
+        "megabytes of resized pixels kept in memory (default 4096); the rest go to a memory-mapped file in the run's cache/",
     ),
     (
         "folds",

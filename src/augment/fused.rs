@@ -34,8 +34,8 @@ impl Plan {
         } else {
             None
         };
-        let geometry =
-            (d.mat != IDENTITY || warp.is_some()).then(|| (affine::prepare_mat(&d.mat, h, w), warp));
+        let geometry = (d.mat != IDENTITY || warp.is_some())
+            .then(|| (affine::prepare_mat(&d.mat, h, w), warp));
         let lighting = (!d.lighting.is_neutral()).then(|| {
             let b = d.lighting.brightness;
             let c = d.lighting.contrast;
@@ -70,14 +70,7 @@ pub fn augment_normalize(
 /// so the results are bit-identical to the portable build.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn kernel_avx2(
-    src: &[u8],
-    h: usize,
-    w: usize,
-    plan: &Plan,
-    norm: &Normalization,
-    out: &mut [f32],
-) {
+fn kernel_avx2(src: &[u8], h: usize, w: usize, plan: &Plan, norm: &Normalization, out: &mut [f32]) {
     kernel(src, h, w, plan, norm, out)
 }
 
@@ -226,7 +219,10 @@ mod tests {
             std: [1.0, 1.0, 1.0],
         };
         let mut rng = Rng::new(11);
-        for (k, (w, h)) in [(24, 24), (31, 17), (1, 5), (16, 40)].into_iter().enumerate() {
+        for (k, (w, h)) in [(24, 24), (31, 17), (1, 5), (16, 40)]
+            .into_iter()
+            .enumerate()
+        {
             let img = noise_image(w, h, k as u64);
             for _ in 0..25 {
                 let d = aug.draw(&mut rng);

@@ -28,4 +28,4 @@ pub mod picture;
 pub mod pipeline;
 
 pub use normalize::Normalization;
-pub use pipeline::{Pipeline, batch_seed, load_set, load_set_at, training_loss};
+pub use pipeline::{Pipeline, batch_seed, load_set, load_set_at, load_set_in, training_loss};

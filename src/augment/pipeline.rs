@@ -13,7 +13,7 @@ use crate::config::{MixMethod, MixingConfig, PadModeChoice, ResizeMethod, RunCon
 use crate::data::decode::resize_rgb;
 use crate::error::Result;
 use crate::rng::Rng;
-use crate::train::batches::{ImageSet, Sample};
+use crate::train::batches::{CacheOptions, ImageSet, Sample};
 use crate::train::loss::{Reduction, cross_entropy, label_smoothing_cross_entropy, mix_losses};
 use candle_core::{Device, Tensor};
 use image::RgbImage;
@@ -53,8 +53,21 @@ pub fn load_set(samples: &[Sample], cfg: &RunConfig) -> Result<ImageSet> {
 
 /// `load_set` for images of `size` pixels (progressive resizing).
 pub fn load_set_at(samples: &[Sample], cfg: &RunConfig, size: u32) -> Result<ImageSet> {
+    load_set_in(samples, cfg, size, None)
+}
+
+/// `load_set_at` with `data.cache_mb` of pixels in memory and the rest in a
+/// spill file in `spill_dir` (the run's cache directory; None: the system's
+/// temporary directory).
+pub fn load_set_in(
+    samples: &[Sample],
+    cfg: &RunConfig,
+    size: u32,
+    spill_dir: Option<&std::path::Path>,
+) -> Result<ImageSet> {
     let method = cfg.augmentation.resize;
-    ImageSet::load_with(samples, size, |d| cached_dims(d, size, method))
+    let cache = CacheOptions::bounded(cfg.data.cache_mb, spill_dir);
+    ImageSet::load_cached(samples, size, |d| cached_dims(d, size, method), &cache)
 }
 
 /// A built batch: (N, 3, S, S) f32 normalised images, (N,) u32 classes, and
@@ -164,10 +177,11 @@ impl Pipeline {
     ) -> Result<RawBatch> {
         let s = self.size as usize;
         let len = 3 * s * s;
-        let items: Vec<(&RgbImage, u32)> =
-            indices.iter().map(|&i| set.get(i)).collect::<Result<_>>()?;
-        let labels: Vec<u32> = items.iter().map(|x| x.1).collect();
-        let n = items.len();
+        let labels: Vec<u32> = indices
+            .iter()
+            .map(|&i| set.get(i).map(|x| x.1))
+            .collect::<Result<_>>()?;
+        let n = indices.len();
         let mut data = vec![0f32; n * len];
         let item_seed = seed.map(|s| Rng::derived(s, 1).next_u64());
         let item = |k: usize, img: &RgbImage| {
@@ -184,17 +198,21 @@ impl Pipeline {
         if fused && crop.is_none() {
             let draws = plan.as_ref().map(|p| &p.0);
             data.par_chunks_mut(len)
-                .zip(&items)
+                .zip(indices)
                 .enumerate()
-                .for_each(|(k, (chw, (img, _)))| {
-                    let out = item(k, img);
+                .try_for_each(|(k, (chw, &i))| -> Result<()> {
+                    let out = item(k, &*set.image(i)?);
                     fused::augment_normalize(&out, draws.map(|d| &d[k]), &self.norm, chw);
-                });
+                    Ok(())
+                })?;
         } else {
             data.par_chunks_mut(len)
-                .zip(&items)
+                .zip(indices)
                 .enumerate()
-                .for_each(|(k, (chw, (img, _)))| to_chw(&item(k, img), chw));
+                .try_for_each(|(k, (chw, &i))| -> Result<()> {
+                    to_chw(&item(k, &*set.image(i)?), chw);
+                    Ok(())
+                })?;
             if let (Some(seed), Some(b)) = (aug_seed, &self.batch) {
                 b.apply_batch(&mut data, 3, s, s, seed);
             }
@@ -344,8 +362,12 @@ mod tests {
             let set = set_of(dir.path(), 5, &cfg);
             let p = Pipeline::new(&cfg, Normalization::imagenet());
             for seed in [Some(3), Some(4), None] {
-                let a = p.raw_batch_with(&set, &[0, 1, 2, 3, 4], seed, true).unwrap();
-                let b = p.raw_batch_with(&set, &[0, 1, 2, 3, 4], seed, false).unwrap();
+                let a = p
+                    .raw_batch_with(&set, &[0, 1, 2, 3, 4], seed, true)
+                    .unwrap();
+                let b = p
+                    .raw_batch_with(&set, &[0, 1, 2, 3, 4], seed, false)
+                    .unwrap();
                 assert_eq!(a.mix, b.mix);
                 assert_eq!(a.labels, b.labels);
                 let err = a
@@ -370,7 +392,7 @@ mod tests {
         assert!(a.mix.is_none());
         // The centre crop of the cached image, normalised, nothing else.
         let centre = item::resize(
-            &set.images()[1],
+            &set.image(1).unwrap(),
             (16, 16),
             Method::Crop,
             PadMode::Reflection,

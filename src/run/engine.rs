@@ -95,6 +95,8 @@ struct Steering<'a> {
     resize_request: Option<Option<u32>>,
     /// A `SetTheta` not yet taken by label correction.
     theta_request: Option<f64>,
+    /// The run's cache directory (images beyond `data.cache_mb`).
+    cache_dir: std::path::PathBuf,
 }
 
 impl Steering<'_> {
@@ -156,6 +158,10 @@ impl Steering<'_> {
 impl FitHooks for Steering<'_> {
     fn event(&mut self, event: Event) {
         self.sink.emit(event);
+    }
+
+    fn cache_dir(&self) -> Option<std::path::PathBuf> {
+        Some(self.cache_dir.clone())
     }
 
     fn between_batches(&mut self, step: usize) -> Flow {
@@ -363,6 +369,7 @@ fn train_folds(
         interactive: plan.interactive,
         resize_request: None,
         theta_request: None,
+        cache_dir: plan.run_dir.path.join("cache"),
     };
     let mut outcome = RunOutcome {
         stopped: false,

@@ -5,7 +5,7 @@
 //! The loop reports through `FitHooks`, so the engine thread decides what an
 //! event means (log line, dashboard update) and when to pause or stop.
 
-use crate::augment::{Normalization, Pipeline, batch_seed, load_set_at, training_loss};
+use crate::augment::{Normalization, Pipeline, batch_seed, load_set_in, training_loss};
 use crate::config::{Recipe, RunConfig, SchedulePolicy, TrainingConfig};
 use crate::error::{Error, Result};
 use crate::models::{self, Classifier};
@@ -22,7 +22,7 @@ use crate::train::resizing::{SizeDecision, SizePlan};
 use crate::train::schedule::{flat_cos, one_cycle};
 use candle_core::{D, DType, Device};
 use candle_nn::VarMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 pub use crate::train::batches::{Sample, steps_per_epoch};
@@ -69,6 +69,11 @@ pub trait FitHooks {
     }
     /// A `SetTheta` that arrived since the last call (for label correction).
     fn take_theta_request(&mut self) -> Option<f64> {
+        None
+    }
+    /// Where images that do not fit in `data.cache_mb` are spilled (the
+    /// run's cache directory); None: the system's temporary directory.
+    fn cache_dir(&self) -> Option<PathBuf> {
         None
     }
 }
@@ -175,9 +180,11 @@ pub fn fit_fold(
     }
     // Oversampling repeats an image: a correction applies to every copy.
     let copies = copies_by_image(&data.train);
-    let mut train_set = load_set_at(&data.train, cfg, size)?;
+    let cache_dir = hooks.cache_dir();
+    let load = |samples: &[Sample], size| load_set_in(samples, cfg, size, cache_dir.as_deref());
+    let mut train_set = load(&data.train, size)?;
     train_set.set_classes(&labels)?;
-    let mut valid_set = load_set_at(&data.valid, cfg, size)?;
+    let mut valid_set = load(&data.valid, size)?;
     let norm = match &resume {
         Some(c) => c.progress.normalization.clone(),
         // Data set statistics come from the fold's training images only.
@@ -242,9 +249,9 @@ pub fn fit_fold(
             SizeDecision::Refused(message) => hooks.event(Event::Warning { message }),
             SizeDecision::SwitchTo(new) => {
                 // Each original is decoded once more, at the new size.
-                train_set = load_set_at(&data.train, cfg, new)?;
+                train_set = load(&data.train, new)?;
                 train_set.set_classes(&labels)?;
-                valid_set = load_set_at(&data.valid, cfg, new)?;
+                valid_set = load(&data.valid, new)?;
                 pipeline.size = new;
                 size = new;
                 hooks.event(Event::Resized { fold, epoch, size });
