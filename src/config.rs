@@ -88,6 +88,9 @@ pub struct DataConfig {
     /// Megabytes of resized pixels kept in memory; the rest go to a
     /// memory-mapped file in the run's cache directory.
     pub cache_mb: u64,
+    /// Training batches a worker thread builds ahead of the model (0: built
+    /// in the training thread when needed).
+    pub prefetch: usize,
 }
 
 impl Default for DataConfig {
@@ -98,6 +101,7 @@ impl Default for DataConfig {
             task: TaskChoice::Auto,
             on_corrupt: OnCorrupt::Fail,
             cache_mb: 4096,
+            prefetch: 2,
         }
     }
 }
@@ -542,6 +546,11 @@ const KEY_DOCS: &[(&str, &str, &str)] = &[
         "data",
         "cache_mb",
         "megabytes of resized pixels kept in memory (default 4096); the rest go to a memory-mapped file in the run's cache/",
+    ),
+    (
+        "data",
+        "prefetch",
+        "training batches a worker thread builds ahead of the model (default 2; 0: none)",
     ),
     (
         "folds",

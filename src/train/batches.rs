@@ -17,6 +17,7 @@ use rayon::prelude::*;
 use std::borrow::Cow;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// ImageNet's per-channel statistics on [0, 1] values (fastai's `imagenet_stats`).
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
@@ -73,11 +74,13 @@ enum Stored {
     },
 }
 
-/// Decoded, resized images (HWC u8) and their classes.
+/// Decoded, resized images (HWC u8) and their classes. A clone shares the
+/// pixels (the loader's worker reads them while training changes labels).
+#[derive(Clone)]
 pub struct ImageSet {
     size: usize,
-    pixels: Vec<Stored>,
-    spill: Option<memmap2::Mmap>,
+    pixels: Arc<Vec<Stored>>,
+    spill: Option<Arc<memmap2::Mmap>>,
     classes: Vec<u32>,
 }
 
@@ -180,7 +183,7 @@ impl ImageSet {
             }
         }
         let spill = match spill {
-            Some(w) if w.len > 0 => Some(w.map()?),
+            Some(w) if w.len > 0 => Some(Arc::new(w.map()?)),
             _ => None,
         };
         let classes = samples
@@ -197,7 +200,7 @@ impl ImageSet {
             .collect::<Result<Vec<_>>>()?;
         Ok(ImageSet {
             size: size as usize,
-            pixels,
+            pixels: Arc::new(pixels),
             spill,
             classes,
         })

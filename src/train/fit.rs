@@ -15,6 +15,7 @@ use crate::train::batches::{ImageSet, training_batches, validation_batches};
 use crate::train::checkpoint::{self, Checkpoint, Progress};
 use crate::train::clip::clip_grad_norm;
 use crate::train::fine_tune::TrainingPlan;
+use crate::train::loader::Loader;
 use crate::train::metrics;
 use crate::train::optim::{OptimSettings, StepHypers};
 use crate::train::plc::{self, ThetaScheduler};
@@ -262,7 +263,17 @@ pub fn fit_fold(
         let mut batches_run = 0;
         let mut epoch_started = false;
         let batches = training_batches(train_set.len(), t.batch_size, fold_seed, epoch);
-        for (b, batch) in batches.into_iter().enumerate() {
+        let seeds = (0..batches.len())
+            .map(|b| batch_seed(fold_seed, epoch, b))
+            .collect();
+        let mut loader = Loader::new(
+            &pipeline,
+            &train_set,
+            batches.clone(),
+            seeds,
+            cfg.data.prefetch,
+        );
+        for batch in batches {
             if hooks.between_batches(step) == Flow::Stop {
                 result.stopped = true;
                 break;
@@ -282,8 +293,9 @@ pub fn fit_fold(
                 opt = fresh;
             }
             model.begin_step(step);
-            let seed = batch_seed(fold_seed, epoch, b);
-            let xb = pipeline.train_batch(&train_set, &batch, seed, &device)?;
+            let xb = loader
+                .next_batch(&train_set, &device)?
+                .ok_or_else(|| Error::Internal("the loader ran out of batches".into()))?;
             let logits = model.forward_t(&xb.x, true)?;
             let loss_t = training_loss(&logits, &xb.y, xb.mix.as_ref(), t.label_smoothing)?;
             let loss = loss_t.to_scalar::<f32>()? as f64;

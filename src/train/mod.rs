@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod clip;
 pub mod fine_tune;
 pub mod fit;
+pub mod loader;
 pub mod loss;
 pub mod metrics;
 pub mod optim;
