@@ -96,8 +96,14 @@ mod tests {
     #[test]
     fn lighting_matches_the_exact_logit_formula() {
         let mut worst = 0f64;
-        for &(b, c) in &[(0.5, 1.0), (0.4, 0.8), (0.6, 1.25), (0.3, 2.0), (0.55, 0.5)] {
-            let lb = (b / (1.0 - b) as f64).ln();
+        for &(b, c) in &[
+            (0.5f64, 1.0f64),
+            (0.4, 0.8),
+            (0.6, 1.25),
+            (0.3, 2.0),
+            (0.55, 0.5),
+        ] {
+            let lb = (b / (1.0 - b)).ln();
             let k = (-c * lb).exp() as f32;
             let xs: Vec<f32> = (0..=20_000).map(|i| i as f32 / 20_000.0).collect();
             let mut got = xs.clone();

@@ -13,10 +13,13 @@ use super::fastmath;
 use super::normalize::Normalization;
 use image::RgbImage;
 
+/// `_prepare_mat`'s two rows, and the warp's coefficients.
+type Geometry = ([[f64; 3]; 2], Option<[f64; 8]>);
+
 /// What one image's draw does, precomputed once per image.
 struct Plan {
-    /// `_prepare_mat`'s two rows, and the warp's coefficients; None: identity.
-    geometry: Option<([[f64; 3]; 2], Option<[f64; 8]>)>,
+    /// None: identity.
+    geometry: Option<Geometry>,
     /// (k, c) of `fastmath::lighting_in_place`; None: neutral.
     lighting: Option<(f32, f32)>,
 }
