@@ -96,6 +96,12 @@ pub struct DataConfig {
     pub images: Option<PathBuf>,
     pub task: TaskChoice,
     pub on_corrupt: OnCorrupt,
+    /// Megabytes of resized pixels kept in memory; the rest go to a
+    /// memory-mapped file in the run's cache directory.
+    pub cache_mb: u64,
+    /// Training batches a worker thread builds ahead of the model (0: built
+    /// in the training thread when needed).
+    pub prefetch: usize,
 }
 
 impl Default for DataConfig {
@@ -105,6 +111,8 @@ impl Default for DataConfig {
             images: None,
             task: TaskChoice::Auto,
             on_corrupt: OnCorrupt::Fail,
+            cache_mb: 4096,
+            prefetch: 2,
         }
     }
 }
@@ -608,6 +616,16 @@ const KEY_DOCS: &[(&str, &str, &str)] = &[
         "data",
         "on_corrupt",
         "fail | skip: what to do with an image that cannot be decoded",
+    ),
+    (
+        "data",
+        "cache_mb",
+        "megabytes of resized pixels kept in memory (default 4096); the rest go to a memory-mapped file in the run's cache/",
+    ),
+    (
+        "data",
+        "prefetch",
+        "training batches a worker thread builds ahead of the model (default 2; 0: none)",
     ),
     (
         "folds",

@@ -122,7 +122,7 @@ pub fn perspective(c: &[f64; 8], x: f64, y: f64) -> (f64, f64) {
 
 /// torch's `reflect_coordinates` + `clip_coordinates` for align_corners=True:
 /// reflect about the first and last pixel centres.
-fn reflect(x: f64, n: usize) -> f64 {
+pub fn reflect(x: f64, n: usize) -> f64 {
     if n <= 1 {
         return 0.0;
     }

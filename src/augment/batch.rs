@@ -165,6 +165,23 @@ impl BatchAugment {
         Some(((h - s) / 2, (w - s) / 2, s, s))
     }
 
+    /// The draws of a batch of `n` (h, w) images from `seed`: one per image,
+    /// and RandomResizedCropGPU's box for the batch.
+    #[allow(clippy::type_complexity)]
+    pub fn draws(
+        &self,
+        n: usize,
+        h: usize,
+        w: usize,
+        seed: u64,
+    ) -> (Vec<ImageDraw>, Option<(usize, usize, usize, usize)>) {
+        let draws = (0..n)
+            .map(|i| self.draw(&mut Rng::derived(seed, i as u64)))
+            .collect();
+        let crop = self.rrc_gpu_box(&mut Rng::derived(seed, u64::MAX), h, w);
+        (draws, crop)
+    }
+
     /// Augment a batch (n, c, h, w) in place. `seed` fixes every draw.
     /// Order as fastai's: affine (order 30), RandomResizedCropGPU (30, listed
     /// after), lighting (40).
@@ -173,10 +190,7 @@ impl BatchAugment {
         if len == 0 {
             return;
         }
-        let draws: Vec<ImageDraw> = (0..data.len() / len)
-            .map(|i| self.draw(&mut Rng::derived(seed, i as u64)))
-            .collect();
-        let crop = self.rrc_gpu_box(&mut Rng::derived(seed, u64::MAX), h, w);
+        let (draws, crop) = self.draws(data.len() / len, h, w, seed);
         data.par_chunks_mut(len).zip(&draws).for_each(|(img, d)| {
             let mut scratch = vec![0f32; len];
             Self::apply_affine(d, img, &mut scratch, c, h, w);

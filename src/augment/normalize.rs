@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::train::batches::{IMAGENET_MEAN, IMAGENET_STD};
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
+use std::borrow::Borrow;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Normalization {
@@ -28,11 +29,16 @@ impl Normalization {
 
     /// Per-channel mean and std of [0, 1] pixel values over `images` (the same
     /// sums as `orchard stats`, on the images as the run caches them).
-    pub fn from_images<'a>(images: impl IntoIterator<Item = &'a RgbImage>) -> Result<Self> {
+    pub fn from_images<I>(images: I) -> Result<Self>
+    where
+        I: IntoIterator,
+        I::Item: std::borrow::Borrow<RgbImage>,
+    {
         let mut s = [0f64; 3];
         let mut sq = [0f64; 3];
         let mut n = 0u64;
         for img in images {
+            let img: &RgbImage = img.borrow();
             for p in img.pixels() {
                 for c in 0..3 {
                     let v = p[c] as f64 / 255.0;
@@ -60,10 +66,11 @@ impl Normalization {
     }
 
     /// The configured statistics; dataset statistics come from `images`.
-    pub fn for_config<'a>(
-        stats: NormStats,
-        images: impl IntoIterator<Item = &'a RgbImage>,
-    ) -> Result<Self> {
+    pub fn for_config<I>(stats: NormStats, images: I) -> Result<Self>
+    where
+        I: IntoIterator,
+        I::Item: std::borrow::Borrow<RgbImage>,
+    {
         match stats {
             NormStats::Imagenet => Ok(Self::imagenet()),
             NormStats::Dataset => Self::from_images(images),
@@ -125,6 +132,6 @@ mod tests {
         assert!((n.mean[0] - 0.5).abs() < 1e-6 && (n.std[0] - 0.5).abs() < 1e-6);
         assert!((n.mean[1] - 1.0).abs() < 1e-6 && n.std[1] > 0.0);
         assert!((n.mean[2] - 0.2).abs() < 1e-6);
-        assert!(Normalization::from_images([]).is_err());
+        assert!(Normalization::from_images(Vec::<RgbImage>::new()).is_err());
     }
 }

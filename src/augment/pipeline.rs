@@ -5,6 +5,7 @@
 //! uses the fixed (centre) behaviour and no batch augmentation or mixing.
 
 use super::batch::BatchAugment;
+use super::fused;
 use super::item::{self, Method, PadMode, RrcParams};
 use super::mix::{self, Mixed};
 use super::normalize::Normalization;
@@ -12,7 +13,7 @@ use crate::config::{MixMethod, MixingConfig, PadModeChoice, ResizeMethod, RunCon
 use crate::data::decode::resize_rgb;
 use crate::error::Result;
 use crate::rng::Rng;
-use crate::train::batches::{ImageSet, Sample};
+use crate::train::batches::{CacheOptions, ImageSet, Sample};
 use crate::train::loss::{Reduction, cross_entropy, label_smoothing_cross_entropy, mix_losses};
 use candle_core::{Device, Tensor};
 use image::RgbImage;
@@ -52,8 +53,21 @@ pub fn load_set(samples: &[Sample], cfg: &RunConfig) -> Result<ImageSet> {
 
 /// `load_set` for images of `size` pixels (progressive resizing).
 pub fn load_set_at(samples: &[Sample], cfg: &RunConfig, size: u32) -> Result<ImageSet> {
+    load_set_in(samples, cfg, size, None)
+}
+
+/// `load_set_at` with `data.cache_mb` of pixels in memory and the rest in a
+/// spill file in `spill_dir` (the run's cache directory; None: the system's
+/// temporary directory).
+pub fn load_set_in(
+    samples: &[Sample],
+    cfg: &RunConfig,
+    size: u32,
+    spill_dir: Option<&std::path::Path>,
+) -> Result<ImageSet> {
     let method = cfg.augmentation.resize;
-    ImageSet::load_with(samples, size, |d| cached_dims(d, size, method))
+    let cache = CacheOptions::bounded(cfg.data.cache_mb, spill_dir);
+    ImageSet::load_cached(samples, size, |d| cached_dims(d, size, method), &cache)
 }
 
 /// A built batch: (N, 3, S, S) f32 normalised images, (N,) u32 classes, and
@@ -147,27 +161,64 @@ impl Pipeline {
         indices: &[usize],
         seed: Option<u64>,
     ) -> Result<RawBatch> {
+        self.raw_batch_with(set, indices, seed, true)
+    }
+
+    /// `raw_batch`, choosing the path: `fused` = the one-pass kernel
+    /// (`fused::augment_normalize`) where it applies, else the unfused
+    /// reference (f32 copy, resample, lighting, normalise in turn). Both give
+    /// the same batch to 1e-5.
+    pub fn raw_batch_with(
+        &self,
+        set: &ImageSet,
+        indices: &[usize],
+        seed: Option<u64>,
+        fused: bool,
+    ) -> Result<RawBatch> {
         let s = self.size as usize;
         let len = 3 * s * s;
-        let items: Vec<(&RgbImage, u32)> =
-            indices.iter().map(|&i| set.get(i)).collect::<Result<_>>()?;
-        let labels: Vec<u32> = items.iter().map(|x| x.1).collect();
-        let mut data = vec![0f32; items.len() * len];
+        let labels: Vec<u32> = indices
+            .iter()
+            .map(|&i| set.get(i).map(|x| x.1))
+            .collect::<Result<_>>()?;
+        let n = indices.len();
+        let mut data = vec![0f32; n * len];
         let item_seed = seed.map(|s| Rng::derived(s, 1).next_u64());
-        data.par_chunks_mut(len)
-            .zip(&items)
-            .enumerate()
-            .for_each(|(k, (chw, (img, _)))| {
-                let mut rng = item_seed.map(|s| Rng::derived(s, k as u64));
-                let out = self.item(img, rng.as_mut());
-                to_chw(&out, chw);
-            });
-        let n = items.len();
-        if let (Some(seed), Some(b)) = (seed, &self.batch) {
-            b.apply_batch(&mut data, 3, s, s, Rng::derived(seed, 2).next_u64());
+        let item = |k: usize, img: &RgbImage| {
+            let mut rng = item_seed.map(|s| Rng::derived(s, k as u64));
+            self.item(img, rng.as_mut())
+        };
+        let aug_seed = seed.map(|seed| Rng::derived(seed, 2).next_u64());
+        let plan = match (aug_seed, &self.batch) {
+            (Some(seed), Some(b)) => Some(b.draws(n, s, s, seed)),
+            _ => None,
+        };
+        // RandomResizedCropGPU resamples a second time after the affine one.
+        let crop = plan.as_ref().and_then(|p| p.1);
+        if fused && crop.is_none() {
+            let draws = plan.as_ref().map(|p| &p.0);
+            data.par_chunks_mut(len)
+                .zip(indices)
+                .enumerate()
+                .try_for_each(|(k, (chw, &i))| -> Result<()> {
+                    let out = item(k, &*set.image(i)?);
+                    fused::augment_normalize(&out, draws.map(|d| &d[k]), &self.norm, chw);
+                    Ok(())
+                })?;
+        } else {
+            data.par_chunks_mut(len)
+                .zip(indices)
+                .enumerate()
+                .try_for_each(|(k, (chw, &i))| -> Result<()> {
+                    to_chw(&item(k, &*set.image(i)?), chw);
+                    Ok(())
+                })?;
+            if let (Some(seed), Some(b)) = (aug_seed, &self.batch) {
+                b.apply_batch(&mut data, 3, s, s, seed);
+            }
+            data.par_chunks_mut(len)
+                .for_each(|chw| self.norm.apply(chw));
         }
-        data.par_chunks_mut(len)
-            .for_each(|chw| self.norm.apply(chw));
         let mix = match (seed, self.mixing.method) {
             (None, _) | (_, MixMethod::None) => None,
             (Some(seed), method) => {
@@ -300,6 +351,38 @@ mod tests {
     }
 
     #[test]
+    fn fused_batches_equal_the_unfused_reference() {
+        let dir = tempfile::tempdir().unwrap();
+        for (method, flip_vert) in [(MixMethod::Mixup, false), (MixMethod::Cutmix, true)] {
+            let mut cfg = full_config();
+            cfg.mixing.method = method;
+            cfg.augmentation.flip_vert = flip_vert;
+            // RandomResizedCropGPU takes the unfused path either way.
+            cfg.augmentation.min_scale = 1.0;
+            let set = set_of(dir.path(), 5, &cfg);
+            let p = Pipeline::new(&cfg, Normalization::imagenet());
+            for seed in [Some(3), Some(4), None] {
+                let a = p
+                    .raw_batch_with(&set, &[0, 1, 2, 3, 4], seed, true)
+                    .unwrap();
+                let b = p
+                    .raw_batch_with(&set, &[0, 1, 2, 3, 4], seed, false)
+                    .unwrap();
+                assert_eq!(a.mix, b.mix);
+                assert_eq!(a.labels, b.labels);
+                let err = a
+                    .data
+                    .iter()
+                    .zip(&b.data)
+                    .map(|(x, y)| (x - y).abs())
+                    .fold(0f32, f32::max);
+                // On normalised values (std ~0.225): 1e-5 on [0, 1] is ~4.5e-5.
+                assert!(err < 5e-5, "{method:?} {seed:?}: max error {err}");
+            }
+        }
+    }
+
+    #[test]
     fn validation_is_deterministic_and_unmixed() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = full_config();
@@ -309,7 +392,7 @@ mod tests {
         assert!(a.mix.is_none());
         // The centre crop of the cached image, normalised, nothing else.
         let centre = item::resize(
-            &set.images()[1],
+            &set.image(1).unwrap(),
             (16, 16),
             Method::Crop,
             PadMode::Reflection,

@@ -101,6 +101,8 @@ struct Steering<'a> {
     /// in the order the training loop validates them; empty for multi-label
     /// data, whose items have no single label to be mistaken about.
     valid_items: Vec<(String, String, usize)>,
+    /// The run's cache directory (images beyond `data.cache_mb`).
+    cache_dir: std::path::PathBuf,
 }
 
 impl Steering<'_> {
@@ -162,6 +164,10 @@ impl Steering<'_> {
 impl FitHooks for Steering<'_> {
     fn event(&mut self, event: Event) {
         self.sink.emit(event);
+    }
+
+    fn cache_dir(&self) -> Option<std::path::PathBuf> {
+        Some(self.cache_dir.clone())
     }
 
     fn between_batches(&mut self, step: usize) -> Flow {
@@ -434,6 +440,7 @@ fn train_folds(
         resize_request: None,
         theta_request: None,
         valid_items: Vec::new(),
+        cache_dir: plan.run_dir.path.join("cache"),
     };
     let mut outcome = RunOutcome {
         stopped: false,

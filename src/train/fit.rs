@@ -5,7 +5,7 @@
 //! The loop reports through `FitHooks`, so the engine thread decides what an
 //! event means (log line, dashboard update) and when to pause or stop.
 
-use crate::augment::{Normalization, Pipeline, batch_seed, load_set_at, training_loss};
+use crate::augment::{Normalization, Pipeline, batch_seed, load_set_in, training_loss};
 use crate::config::{CorrectionMethod, Recipe, RunConfig, SchedulePolicy, TrainingConfig};
 use crate::error::{Error, Result};
 use crate::models::{self, Classifier};
@@ -16,6 +16,7 @@ use crate::train::checkpoint::{self, Checkpoint, Progress};
 use crate::train::clip::clip_grad_norm;
 use crate::train::dense_loss::{DenseLoss, DenseTargets, batch_targets, dense_training_loss};
 use crate::train::fine_tune::TrainingPlan;
+use crate::train::loader::Loader;
 use crate::train::metrics;
 use crate::train::optim::{OptimSettings, StepHypers};
 use crate::train::plc::{self, ThetaScheduler};
@@ -24,7 +25,7 @@ use crate::train::resizing::{SizeDecision, SizePlan};
 use crate::train::schedule::{flat_cos, one_cycle};
 use candle_core::{D, DType, Device};
 use candle_nn::VarMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 pub use crate::train::batches::{Sample, steps_per_epoch};
@@ -79,6 +80,11 @@ pub trait FitHooks {
     }
     /// An epoch's validation: every item's probabilities, in `FoldData::valid` order.
     fn validated(&mut self, _fold: usize, _epoch: usize, _probs: &[Vec<f32>]) {}
+    /// Where images that do not fit in `data.cache_mb` are spilled (the
+    /// run's cache directory); None: the system's temporary directory.
+    fn cache_dir(&self) -> Option<PathBuf> {
+        None
+    }
 }
 
 /// The outcome of a fold, from its last completed epoch. If Stop came before
@@ -186,9 +192,11 @@ pub fn fit_fold(
     }
     // Oversampling repeats an image: a correction applies to every copy.
     let copies = copies_by_image(&data.train);
-    let mut train_set = load_set_at(&data.train, cfg, size)?;
+    let cache_dir = hooks.cache_dir();
+    let load = |samples: &[Sample], size| load_set_in(samples, cfg, size, cache_dir.as_deref());
+    let mut train_set = load(&data.train, size)?;
     train_set.set_classes(&labels)?;
-    let mut valid_set = load_set_at(&data.valid, cfg, size)?;
+    let mut valid_set = load(&data.valid, size)?;
     let norm = match &resume {
         Some(c) => c.progress.normalization.clone(),
         // Data set statistics come from the fold's training images only.
@@ -254,9 +262,9 @@ pub fn fit_fold(
             SizeDecision::Refused(message) => hooks.event(Event::Warning { message }),
             SizeDecision::SwitchTo(new) => {
                 // Each original is decoded once more, at the new size.
-                train_set = load_set_at(&data.train, cfg, new)?;
+                train_set = load(&data.train, new)?;
                 train_set.set_classes(&labels)?;
-                valid_set = load_set_at(&data.valid, cfg, new)?;
+                valid_set = load(&data.valid, new)?;
                 pipeline.size = new;
                 size = new;
                 hooks.event(Event::Resized { fold, epoch, size });
@@ -270,7 +278,17 @@ pub fn fit_fold(
         if let Some(r) = &mut ratio {
             r.begin_epoch(epoch);
         }
-        for (b, batch) in batches.into_iter().enumerate() {
+        let seeds = (0..batches.len())
+            .map(|b| batch_seed(fold_seed, epoch, b))
+            .collect();
+        let mut loader = Loader::new(
+            &pipeline,
+            &train_set,
+            batches.clone(),
+            seeds,
+            cfg.data.prefetch,
+        );
+        for batch in batches {
             if hooks.between_batches(step) == Flow::Stop {
                 result.stopped = true;
                 break;
@@ -290,8 +308,9 @@ pub fn fit_fold(
                 opt = fresh;
             }
             model.begin_step(step);
-            let seed = batch_seed(fold_seed, epoch, b);
-            let xb = pipeline.train_batch(&train_set, &batch, seed, &device)?;
+            let xb = loader
+                .next_batch(&train_set, &device)?
+                .ok_or_else(|| Error::Internal("the loader ran out of batches".into()))?;
             let logits = model.forward_t(&xb.x, true)?;
             let loss_t = match &data.dense_targets {
                 Some(d) => dense_training_loss(

@@ -10,6 +10,7 @@ pub mod clip;
 pub mod dense_loss;
 pub mod fine_tune;
 pub mod fit;
+pub mod loader;
 pub mod loss;
 pub mod metrics;
 pub mod noise;
