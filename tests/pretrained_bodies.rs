@@ -176,6 +176,7 @@ fn fine_tune_of_a_pretrained_resnet_and_vit_freezes_the_body_first() {
         train: two_colours(dir.path(), "t", 4, 1),
         valid: two_colours(dir.path(), "v", 1, 2),
         num_classes: 2,
+        dense_targets: None,
     };
     for (arch, frozen, norm) in [
         ("resnet18", "layer3.0.conv1.weight", "layer3.0.bn1.weight"),
