@@ -55,6 +55,10 @@ struct Args {
     /// document's, default) and/or ratio (the published variant).
     #[arg(long, default_value = "threshold,ratio", value_delimiter = ',')]
     methods: Vec<String>,
+    /// Only the PLC runs (no clean, plain noisy or soft-label rows), e.g. to
+    /// add a rule to a table made before.
+    #[arg(long)]
+    plc_only: bool,
     /// Write the table here too (must not exist).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -188,6 +192,32 @@ fn run_kfold(
     })
 }
 
+/// One Markdown table row.
+fn row_line(r: &Row, c: usize) -> String {
+    let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.1}%", v * 100.0));
+    let (n, prec, rec, broken) = match &r.score {
+        Some(s) => (
+            s.corrections.to_string(),
+            format!(
+                "{} ({:.1}%)",
+                pct(s.precision()),
+                chance_precision(r.rate, c) * 100.0
+            ),
+            format!("{} of {}", pct(s.recall()), s.flipped),
+            s.broken.to_string(),
+        ),
+        None => ("-".into(), "-".into(), "-".into(), "-".into()),
+    };
+    format!(
+        "| {:.0}% | {} | {:.4} | {} | {n} | {prec} | {rec} | {broken} | {:.0} s |\n",
+        r.rate * 100.0,
+        r.condition,
+        r.accuracy,
+        r.roc_auc.map_or("-".into(), |v| format!("{v:.4}")),
+        r.seconds
+    )
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
     let cfg = match &args.config {
@@ -233,21 +263,48 @@ fn main() -> Result<()> {
         eprintln!("== {condition}, {:.0}% flipped", rate * 100.0);
         let start = Instant::now();
         let k = f()?;
-        rows.push(Row {
+        let row = Row {
             condition,
             rate,
             accuracy: k.accuracy,
             roc_auc: k.roc_auc,
             score: corrects.then_some(k.score),
             seconds: start.elapsed().as_secs_f64(),
-        });
+        };
+        // Each row as soon as it is measured: a long experiment shows its
+        // progress, and a stopped one keeps what it had.
+        eprint!("{}", row_line(&row, c));
+        rows.push(row);
         Ok::<KFold, anyhow::Error>(k)
     };
-    timed("clean labels".into(), 0.0, &mut || {
-        run_kfold(&cfg, &ds, &folds, &truth, &truth, &Variant::Plain)
-    })?;
+    if !args.plc_only {
+        timed("clean labels".into(), 0.0, &mut || {
+            run_kfold(&cfg, &ds, &folds, &truth, &truth, &Variant::Plain)
+        })?;
+    }
     for &rate in &args.rates {
         let noisy = flip_labels(&truth, c, rate, args.seed);
+        for &method in &methods {
+            let lc = &cfg.label_correction;
+            let name = match method {
+                CorrectionMethod::Threshold => format!(
+                    "PLC threshold, theta {} -> {} {:?}",
+                    lc.theta_start, lc.theta_end, lc.schedule
+                ),
+                CorrectionMethod::Ratio => format!(
+                    "PLC ratio, delta {} (+{} up to {}), window {}",
+                    lc.delta_start, lc.delta_step, lc.delta_max, lc.window
+                ),
+            }
+            .to_lowercase()
+            .replacen("plc", "PLC", 1);
+            timed(name, rate, &mut || {
+                run_kfold(&cfg, &ds, &folds, &truth, &noisy, &Variant::Plc(method))
+            })?;
+        }
+        if args.plc_only {
+            continue;
+        }
         let plain = timed("noisy labels".into(), rate, &mut || {
             run_kfold(&cfg, &ds, &folds, &truth, &noisy, &Variant::Plain)
         })?;
@@ -272,24 +329,6 @@ fn main() -> Result<()> {
         timed(name, rate, &mut || {
             run_kfold(&cfg, &ds, &folds, &truth, &noisy, &Variant::Soft(&soft))
         })?;
-        for &method in &methods {
-            let lc = &cfg.label_correction;
-            let name = match method {
-                CorrectionMethod::Threshold => format!(
-                    "PLC threshold, theta {} -> {} {:?}",
-                    lc.theta_start, lc.theta_end, lc.schedule
-                ),
-                CorrectionMethod::Ratio => format!(
-                    "PLC ratio, delta {} (+{} up to {}), window {}",
-                    lc.delta_start, lc.delta_step, lc.delta_max, lc.window
-                ),
-            }
-            .to_lowercase()
-            .replacen("plc", "PLC", 1);
-            timed(name, rate, &mut || {
-                run_kfold(&cfg, &ds, &folds, &truth, &noisy, &Variant::Plc(method))
-            })?;
-        }
     }
     let mut table = format!(
         "{} ({} images, {} classes), {} folds x {} epochs at {} px, {}; flips seed {}; PLC warm-up {} of the iterations\n\n",
@@ -305,29 +344,8 @@ fn main() -> Result<()> {
     );
     table.push_str("| flipped | training | accuracy | mean ROC AUC | corrections | PLC precision (chance) | PLC recall | right labels made wrong | time |\n");
     table.push_str("|---:|---|---:|---:|---:|---:|---:|---:|---:|\n");
-    let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.1}%", v * 100.0));
     for r in &rows {
-        let (n, prec, rec, broken) = match &r.score {
-            Some(s) => (
-                s.corrections.to_string(),
-                format!(
-                    "{} ({:.1}%)",
-                    pct(s.precision()),
-                    chance_precision(r.rate, c) * 100.0
-                ),
-                format!("{} of {}", pct(s.recall()), s.flipped),
-                s.broken.to_string(),
-            ),
-            None => ("-".into(), "-".into(), "-".into(), "-".into()),
-        };
-        table.push_str(&format!(
-            "| {:.0}% | {} | {:.4} | {} | {n} | {prec} | {rec} | {broken} | {:.0} s |\n",
-            r.rate * 100.0,
-            r.condition,
-            r.accuracy,
-            r.roc_auc.map_or("-".into(), |v| format!("{v:.4}")),
-            r.seconds
-        ));
+        table.push_str(&row_line(r, c));
     }
     print!("{table}");
     if let Some(out) = &args.out {

@@ -9,6 +9,11 @@ use crate::run::Command;
 use super::keymap::{Action, Context, Keymap};
 use super::state::{App, Overlay, RunState};
 
+/// `app.tab` counts modulo this, a multiple of every tab count up to 16
+/// (their least common multiple), so stepping back from 0 lands on the last
+/// tab whatever the layout.
+const TAB_CYCLE: usize = 720_720;
+
 /// Apply a key to the state; returns the command to send to the engine, if any.
 pub fn handle_key(app: &mut App, keymap: &Keymap, key: &KeyEvent) -> Option<Command> {
     let context = match app.overlay {
@@ -50,7 +55,15 @@ pub fn handle_action(app: &mut App, action: Action) -> Option<Command> {
         Action::ThetaDown => set_theta(app, -1.0),
         Action::ResizeNow => send_once(app, Command::ResizeNow { size: None }),
         Action::NextTab => {
-            app.tab = app.tab.wrapping_add(1);
+            app.tab = (app.tab + 1) % TAB_CYCLE;
+            None
+        }
+        Action::PrevTab => {
+            app.tab = (app.tab % TAB_CYCLE + TAB_CYCLE - 1) % TAB_CYCLE;
+            None
+        }
+        Action::ToggleLogScale => {
+            app.log_scale = !app.log_scale;
             None
         }
         Action::ToggleHelp => {
@@ -154,6 +167,26 @@ mod tests {
         app.apply(&stamped(1.0, Event::Paused { step: 3 }));
         assert_eq!(app.pending, None);
         assert_eq!(press(&mut app, ' '), Some(Command::Resume));
+    }
+
+    #[test]
+    fn tabs_step_both_ways_and_l_toggles_the_log_scale() {
+        let mut app = App::from_events(&[run_started(0.0)]);
+        press(&mut app, 'h');
+        // Back from the first tab is the last one, for any number of tabs.
+        for n in [2, 3, 5, 7] {
+            assert_eq!(app.tab % n, n - 1);
+        }
+        press(&mut app, 'j');
+        assert_eq!(app.tab, 0);
+        let right = KeyEvent::new(KeyCode::Right, KeyModifiers::NONE);
+        handle_key(&mut app, &Keymap::default(), &right);
+        assert_eq!(app.tab, 1);
+        assert!(!app.log_scale);
+        press(&mut app, 'l');
+        assert!(app.log_scale);
+        press(&mut app, 'l');
+        assert!(!app.log_scale);
     }
 
     #[test]

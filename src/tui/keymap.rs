@@ -36,6 +36,10 @@ pub enum Action {
     ResizeNow,
     /// Show the next pane where panes share a place as tabs.
     NextTab,
+    /// Show the previous one.
+    PrevTab,
+    /// The loss pane: log scale on/off.
+    ToggleLogScale,
     ToggleHelp,
     CloseOverlay,
     /// "yes" in the stop question.
@@ -294,7 +298,33 @@ pub const ACTIONS: &[ActionInfo] = &[
         name: "next_tab",
         hint: "",
         help: "next pane where panes share a place (tabs)",
-        default_keys: &[Key::code(KeyCode::Tab)],
+        default_keys: &[
+            Key::code(KeyCode::Tab),
+            Key::code(KeyCode::Right),
+            Key::plain('j'),
+        ],
+    },
+    // `l` of hjkl is the log scale (the issue asks for both); h and k go back.
+    ActionInfo {
+        action: Action::PrevTab,
+        context: Context::Main,
+        name: "prev_tab",
+        hint: "",
+        help: "previous pane where panes share a place (tabs)",
+        default_keys: &[
+            Key::code(KeyCode::BackTab),
+            Key::code(KeyCode::Left),
+            Key::plain('h'),
+            Key::plain('k'),
+        ],
+    },
+    ActionInfo {
+        action: Action::ToggleLogScale,
+        context: Context::Main,
+        name: "log_scale",
+        hint: "",
+        help: "loss chart: log scale on/off",
+        default_keys: &[Key::plain('l')],
     },
     ActionInfo {
         action: Action::ToggleHelp,

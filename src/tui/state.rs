@@ -214,6 +214,8 @@ pub struct App {
     pub theta_keys: ThetaKeys,
     /// The chosen tab where panes share a place (taken modulo their number).
     pub tab: usize,
+    /// The loss pane plots ln(loss) (key `l`).
+    pub log_scale: bool,
     /// Time of `RunStarted` (seconds since the Unix epoch).
     pub started_at: Option<f64>,
     /// Time of the latest event; "now" as far as the screen knows, which keeps
@@ -266,6 +268,7 @@ impl Default for App {
             attached: false,
             theta_keys: ThetaKeys::default(),
             tab: 0,
+            log_scale: false,
             started_at: None,
             last_event_at: None,
             top_losses: None,

@@ -42,7 +42,7 @@ pub fn sparkline_bars(losses: &[f64]) -> Vec<Option<u64>> {
 }
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
-    let block = pane_block("loss", theme);
+    let block = pane_block(if app.log_scale { "loss (log)" } else { "loss" }, theme);
     let inner = block.inner(area);
     frame.render_widget(block, area);
     if app.losses.is_empty() {
@@ -61,7 +61,16 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         Paragraph::new(summary_line(window, app, summary.width, theme)),
         summary,
     );
-    let bars: Vec<SparklineBar> = sparkline_bars(window)
+    // Log scale: a loss falling from 2 to 0.02 keeps its late progress visible.
+    let plotted: Vec<f64> = if app.log_scale {
+        window
+            .iter()
+            .map(|&x| if x > 0.0 { x.ln() } else { f64::NAN })
+            .collect()
+    } else {
+        window.to_vec()
+    };
+    let bars: Vec<SparklineBar> = sparkline_bars(&plotted)
         .into_iter()
         .map(SparklineBar::from)
         .collect();
