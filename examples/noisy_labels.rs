@@ -55,6 +55,10 @@ struct Args {
     /// document's, default) and/or ratio (the published variant).
     #[arg(long, default_value = "threshold,ratio", value_delimiter = ',')]
     methods: Vec<String>,
+    /// Train only the first N folds (all when absent). The soft-label rows
+    /// need every fold's OOF predictions, so they are left out then.
+    #[arg(long)]
+    train_folds: Option<usize>,
     /// Only the PLC runs (no clean, plain noisy or soft-label rows), e.g. to
     /// add a rule to a table made before.
     #[arg(long)]
@@ -117,6 +121,7 @@ struct KFold {
 }
 
 fn run_kfold(
+    n_folds: usize,
     cfg: &RunConfig,
     ds: &Dataset,
     folds: &Folds,
@@ -133,7 +138,7 @@ fn run_kfold(
     let mut oof = vec![Vec::new(); ds.len()];
     let (mut acc, mut aucs) = (Vec::new(), Vec::new());
     let mut score = CorrectionScore::default();
-    for f in 0..folds.k {
+    for f in 0..n_folds.min(folds.k) {
         let train = folds.train_indices(f);
         let valid = folds.valid_indices(f);
         let sample = |i: usize, class: usize| Sample {
@@ -247,6 +252,7 @@ fn main() -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     let folds = assign_folds(&ds, cfg.folds.k, cfg.folds.seed)?;
     let truth: Vec<usize> = ds.items.iter().map(|it| it.class()).collect();
+    let n_folds = args.train_folds.unwrap_or(folds.k).clamp(1, folds.k);
     let c = ds.num_classes();
     eprintln!(
         "{}: {} images, {} classes, {} folds, {} epochs at {} px",
@@ -279,7 +285,7 @@ fn main() -> Result<()> {
     };
     if !args.plc_only {
         timed("clean labels".into(), 0.0, &mut || {
-            run_kfold(&cfg, &ds, &folds, &truth, &truth, &Variant::Plain)
+            run_kfold(n_folds, &cfg, &ds, &folds, &truth, &truth, &Variant::Plain)
         })?;
     }
     for &rate in &args.rates {
@@ -299,15 +305,26 @@ fn main() -> Result<()> {
             .to_lowercase()
             .replacen("plc", "PLC", 1);
             timed(name, rate, &mut || {
-                run_kfold(&cfg, &ds, &folds, &truth, &noisy, &Variant::Plc(method))
+                run_kfold(
+                    n_folds,
+                    &cfg,
+                    &ds,
+                    &folds,
+                    &truth,
+                    &noisy,
+                    &Variant::Plc(method),
+                )
             })?;
         }
         if args.plc_only {
             continue;
         }
         let plain = timed("noisy labels".into(), rate, &mut || {
-            run_kfold(&cfg, &ds, &folds, &truth, &noisy, &Variant::Plain)
+            run_kfold(n_folds, &cfg, &ds, &folds, &truth, &noisy, &Variant::Plain)
         })?;
+        if n_folds < folds.k {
+            continue;
+        }
         let soft: Vec<Vec<f32>> = (0..ds.len())
             .map(|i| {
                 let mut label = vec![0.0; c];
@@ -327,14 +344,23 @@ fn main() -> Result<()> {
         )
         .to_lowercase();
         timed(name, rate, &mut || {
-            run_kfold(&cfg, &ds, &folds, &truth, &noisy, &Variant::Soft(&soft))
+            run_kfold(
+                n_folds,
+                &cfg,
+                &ds,
+                &folds,
+                &truth,
+                &noisy,
+                &Variant::Soft(&soft),
+            )
         })?;
     }
     let mut table = format!(
-        "{} ({} images, {} classes), {} folds x {} epochs at {} px, {}; flips seed {}; PLC warm-up {} of the iterations\n\n",
+        "{} ({} images, {} classes), {} of {} folds x {} epochs at {} px, {}; flips seed {}; PLC warm-up {} of the iterations\n\n",
         ds.display_name(),
         ds.len(),
         c,
+        n_folds,
         folds.k,
         cfg.training.epochs,
         cfg.training.size,
