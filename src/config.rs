@@ -547,7 +547,7 @@ impl Default for SoftLabelsConfig {
     fn default() -> Self {
         SoftLabelsConfig {
             oof: None,
-            // The 7:3 blend of the Plant Pathology 2020 winners' soft labels.
+            // Your label keeps most of the weight; the OOF prediction softens it.
             alpha: 0.7,
             predicted: PredictedTarget::Probs,
         }
