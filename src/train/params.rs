@@ -147,14 +147,15 @@ impl<'a> ParamBuilder<'a> {
         self.batch_norm_init(name, channels, eps, 1.0, bias_init)
     }
 
-    fn batch_norm_init(
+    /// A norm layer's weight and bias, filled with `scale` and `bias_init`
+    /// and recorded as norm parameters (not decayed, trained in a frozen body).
+    fn norm_affine(
         &mut self,
         name: &str,
         channels: usize,
-        eps: f64,
         scale: f32,
         bias_init: f32,
-    ) -> Result<BatchNorm2d> {
+    ) -> Result<(Tensor, Tensor)> {
         let weight = self.add(
             &format!("{name}.weight"),
             vec![scale; channels],
@@ -169,6 +170,18 @@ impl<'a> ParamBuilder<'a> {
         )?;
         self.norms.push(format!("{name}.weight"));
         self.norms.push(format!("{name}.bias"));
+        Ok((weight, bias))
+    }
+
+    fn batch_norm_init(
+        &mut self,
+        name: &str,
+        channels: usize,
+        eps: f64,
+        scale: f32,
+        bias_init: f32,
+    ) -> Result<BatchNorm2d> {
+        let (weight, bias) = self.norm_affine(name, channels, scale, bias_init)?;
         let mean = self.add(
             &format!("{name}.running_mean"),
             vec![0.0; channels],
@@ -355,21 +368,7 @@ impl<'a> ParamBuilder<'a> {
     /// `norm_types` include `nn.LayerNorm`, so they train in a frozen body and
     /// are not weight-decayed.
     pub fn layer_norm(&mut self, name: &str, dim: usize) -> Result<(Tensor, Tensor)> {
-        let weight = self.add(
-            &format!("{name}.weight"),
-            vec![1.0; dim],
-            &[dim],
-            Kind::NotDecayed,
-        )?;
-        let bias = self.add(
-            &format!("{name}.bias"),
-            vec![0.0; dim],
-            &[dim],
-            Kind::NotDecayed,
-        )?;
-        self.norms.push(format!("{name}.weight"));
-        self.norms.push(format!("{name}.bias"));
-        Ok((weight, bias))
+        self.norm_affine(name, dim, 1.0, 0.0)
     }
 
     /// `n` standard-normal draws from this builder's `Rng`.
