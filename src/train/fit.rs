@@ -6,27 +6,32 @@
 //! event means (log line, dashboard update) and when to pause or stop.
 
 use crate::augment::{Normalization, Pipeline, batch_seed, load_set_in, training_loss};
-use crate::config::{CorrectionMethod, Recipe, RunConfig, SchedulePolicy, TrainingConfig};
+use crate::config::{
+    CorrectionMethod, MixMethod, Recipe, RunConfig, SchedulePolicy, TrainingConfig,
+};
 use crate::error::{Error, Result};
 use crate::models::{self, Classifier};
 use crate::rng::Rng;
 use crate::run::Event;
 use crate::train::batches::{ImageSet, training_batches, validation_batches};
+use crate::train::callbacks::{
+    BatchState, Callback, Callbacks, FitState, GradientClip, MixHandler, NonFiniteGuard, Point,
+    ProgressReport, ProgressiveResizing, RatioCorrection, Steering, ThresholdCorrection,
+    Validation,
+};
 use crate::train::checkpoint::{self, Checkpoint, Progress};
-use crate::train::clip::clip_grad_norm;
 use crate::train::dense_loss::{DenseLoss, DenseTargets, batch_targets, dense_training_loss};
 use crate::train::fine_tune::TrainingPlan;
 use crate::train::loader::Loader;
 use crate::train::metrics;
 use crate::train::optim::{OptimSettings, StepHypers};
-use crate::train::plc::{self, ThetaScheduler};
+use crate::train::plc::ThetaScheduler;
 use crate::train::plc_ratio::RatioCorrector;
-use crate::train::resizing::{SizeDecision, SizePlan};
+use crate::train::resizing::SizePlan;
 use crate::train::schedule::{flat_cos, one_cycle};
-use candle_core::{D, DType, Device};
+use candle_core::{D, DType, Device, Tensor};
 use candle_nn::VarMap;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 pub use crate::train::batches::{Sample, steps_per_epoch};
 
@@ -120,7 +125,7 @@ pub fn planned_schedule(cfg: &TrainingConfig, steps_per_epoch: usize) -> Vec<(f6
     }
 }
 
-/// Train a fresh ResNet-18 on `data.train` and validate on `data.valid` after each epoch.
+/// Train a fresh model on `data.train` and validate on `data.valid` after each epoch.
 ///
 /// With a `checkpoint` path, the fold's state is written there (atomically)
 /// after every epoch, and a checkpoint already there is continued from: its
@@ -132,6 +137,54 @@ pub fn fit_fold(
     data: &FoldData,
     hooks: &mut dyn FitHooks,
     checkpoint: Option<&Path>,
+) -> Result<FitResult> {
+    fit_fold_with(cfg, fold, data, hooks, checkpoint, Vec::new())
+}
+
+/// The callbacks the configuration asks for, in the order they run: steering
+/// and progress first (a Stop cancels the batch before it is reported), then
+/// the loss, the guard, clipping, and label correction.
+pub fn configured_callbacks(cfg: &RunConfig, data: &FoldData) -> Callbacks {
+    let t = &cfg.training;
+    let mut list: Vec<Box<dyn Callback>> = vec![
+        Box::new(Steering),
+        Box::new(ProgressReport::default()),
+        Box::new(ProgressiveResizing {
+            sizes: SizePlan::from_config(t),
+        }),
+    ];
+    if cfg.mixing.method != MixMethod::None {
+        list.push(Box::new(MixHandler));
+    }
+    list.push(Box::new(NonFiniteGuard));
+    if let Some(max_norm) = t.grad_clip {
+        list.push(Box::new(GradientClip { max_norm }));
+    }
+    let lc = &cfg.label_correction;
+    if lc.enabled {
+        let fold_steps = steps_per_epoch(data.train.len(), t.batch_size) * t.epochs;
+        list.push(match lc.method {
+            CorrectionMethod::Threshold => Box::new(ThresholdCorrection::new(
+                ThetaScheduler::new(lc, fold_steps),
+                data,
+            )),
+            CorrectionMethod::Ratio => Box::new(RatioCorrection::new(
+                RatioCorrector::new(lc, data.train.len(), data.num_classes, fold_steps),
+                data,
+            )),
+        });
+    }
+    Callbacks(list)
+}
+
+/// `fit_fold` with `extra` callbacks, called after the configured ones.
+pub fn fit_fold_with(
+    cfg: &RunConfig,
+    fold: usize,
+    data: &FoldData,
+    hooks: &mut dyn FitHooks,
+    checkpoint: Option<&Path>,
+    extra: Vec<Box<dyn Callback>>,
 ) -> Result<FitResult> {
     let t = &cfg.training;
     check_data(data)?;
@@ -155,22 +208,17 @@ pub fn fit_fold(
             });
         }
     }
+    let mut callbacks = configured_callbacks(cfg, data);
+    callbacks.0.extend(extra);
     // A resumed fold goes on at the size its last epoch had (a ResizeNow may
     // have changed it), with the normalisation it started with.
-    let sizes = SizePlan::from_config(t);
-    let mut size = match &resume {
-        Some(c) => sizes.resumed(c.progress.size, c.progress.epochs_done),
+    let size = match &resume {
+        Some(c) => SizePlan::from_config(t).resumed(c.progress.size, c.progress.epochs_done),
         None => t.size,
     };
     // The training labels as label correction leaves them; a resumed fold
     // goes on with its checkpoint's.
     let mut labels: Vec<u32> = data.train.iter().map(|s| s.class as u32).collect();
-    let lc = &cfg.label_correction;
-    let fold_steps = steps_per_epoch(data.train.len(), t.batch_size) * t.epochs;
-    let mut theta = (lc.enabled && lc.method == CorrectionMethod::Threshold)
-        .then(|| ThetaScheduler::new(lc, fold_steps));
-    let mut ratio = (lc.enabled && lc.method == CorrectionMethod::Ratio)
-        .then(|| RatioCorrector::new(lc, data.train.len(), data.num_classes, fold_steps));
     if let Some(c) = &resume {
         if !c.train_labels.is_empty() {
             if c.train_labels.len() != labels.len() {
@@ -183,15 +231,8 @@ pub fn fit_fold(
             }
             labels.clone_from(&c.train_labels);
         }
-        if let (Some(th), Some((step, value))) = (&mut theta, c.progress.theta_anchor) {
-            th.set(step, value);
-        }
-        if let Some(r) = &mut ratio {
-            r.restore(&c.correction_state)?;
-        }
+        callbacks.restore(c)?;
     }
-    // Oversampling repeats an image: a correction applies to every copy.
-    let copies = copies_by_image(&data.train);
     let cache_dir = hooks.cache_dir();
     let load = |samples: &[Sample], size| load_set_in(samples, cfg, size, cache_dir.as_deref());
     let mut train_set = load(&data.train, size)?;
@@ -225,7 +266,6 @@ pub fn fit_fold(
     let schedule = &plan.schedule;
 
     let truth = valid_truth(data)?;
-    let mut step = 0;
     let mut result = FitResult {
         train_loss: f64::NAN,
         valid_loss: f64::NAN,
@@ -236,6 +276,25 @@ pub fn fit_fold(
         valid_probs: Vec::new(),
         normalization: pipeline.norm.clone(),
     };
+    let mut s = FitState {
+        cfg,
+        fold,
+        data,
+        hooks,
+        model: model.as_ref(),
+        epoch: 0,
+        step: 0,
+        size,
+        resize_to: None,
+        labels,
+        labels_changed: false,
+        batch: BatchState::default(),
+        cancel_batch: false,
+        stop: false,
+        resumed: None,
+        train_loss: f64::NAN,
+        validation: None,
+    };
     if let Some(c) = resume {
         checkpoint::restore_model(&varmap, &c.model)?;
         // The state carries its own step counts (fastai's per-parameter `step`);
@@ -243,41 +302,35 @@ pub fn fit_fold(
         if plan.keeps_state_at(c.progress.steps_done) {
             opt.load_state_tensors(&c.optimizer)?;
         }
-        step = c.progress.steps_done;
+        s.step = c.progress.steps_done;
         result.train_loss = c.progress.train_loss;
         result.valid_loss = c.progress.valid_loss;
         result.accuracy = c.progress.accuracy;
-        result.roc_auc = roc_auc_of(&c.valid_probs, &valid_truth(data)?)?;
+        result.roc_auc = roc_auc_of(&c.valid_probs, &truth)?;
         result.epochs_done = c.progress.epochs_done;
         result.valid_probs = c.valid_probs;
-        hooks.event(Event::FoldResumed {
-            fold,
-            epochs_done: result.epochs_done,
-            step,
-        });
+        s.resumed = Some((result.epochs_done, s.step));
     }
+    callbacks.call(Point::BeforeFit, &mut s)?;
     for epoch in result.epochs_done..t.epochs {
-        match sizes.decide(epoch, size, hooks.take_resize_request()) {
-            SizeDecision::Keep => {}
-            SizeDecision::Refused(message) => hooks.event(Event::Warning { message }),
-            SizeDecision::SwitchTo(new) => {
-                // Each original is decoded once more, at the new size.
-                train_set = load(&data.train, new)?;
-                train_set.set_classes(&labels)?;
-                valid_set = load(&data.valid, new)?;
-                pipeline.size = new;
-                size = new;
-                hooks.event(Event::Resized { fold, epoch, size });
-            }
+        s.epoch = epoch;
+        callbacks.call(Point::BeforeEpoch, &mut s)?;
+        if let Some(new) = s.resize_to.take() {
+            // Each original is decoded once more, at the new size.
+            train_set = load(&data.train, new)?;
+            train_set.set_classes(&s.labels)?;
+            valid_set = load(&data.valid, new)?;
+            pipeline.size = new;
+            s.size = new;
+            s.hooks.event(Event::Resized {
+                fold,
+                epoch,
+                size: new,
+            });
         }
-        let mut started = Instant::now();
         let mut loss_sum = 0.0;
         let mut batches_run = 0;
-        let mut epoch_started = false;
         let batches = training_batches(train_set.len(), t.batch_size, fold_seed, epoch);
-        if let Some(r) = &mut ratio {
-            r.begin_epoch(epoch);
-        }
         let seeds = (0..batches.len())
             .map(|b| batch_seed(fold_seed, epoch, b))
             .collect();
@@ -288,22 +341,24 @@ pub fn fit_fold(
             seeds,
             cfg.data.prefetch,
         );
-        for batch in batches {
-            if hooks.between_batches(step) == Flow::Stop {
-                result.stopped = true;
-                break;
+        for items in batches {
+            s.batch = BatchState {
+                items,
+                ..BatchState::default()
+            };
+            s.cancel_batch = false;
+            callbacks.call(Point::BeforeBatch, &mut s)?;
+            if s.cancel_batch {
+                if s.stop {
+                    break;
+                }
+                continue;
             }
-            // An epoch starts with its first batch, so a Stop that arrives at an
-            // epoch boundary (e.g. during validation) ends the fold without an
-            // empty epoch.
-            if !epoch_started {
-                epoch_started = true;
-                hooks.event(Event::EpochStarted { fold, epoch });
-                started = Instant::now();
-            }
+            let step = s.step;
             let (lr, mom) = *schedule
                 .get(step)
                 .ok_or_else(|| Error::Internal(format!("step {step} is past the schedule")))?;
+            (s.batch.lr, s.batch.mom) = (lr, mom);
             if let Some(fresh) = plan.optimizer_starting_at(step, model.as_ref(), settings)? {
                 opt = fresh;
             }
@@ -312,86 +367,55 @@ pub fn fit_fold(
                 .next_batch(&train_set, &device)?
                 .ok_or_else(|| Error::Internal("the loader ran out of batches".into()))?;
             let logits = model.forward_t(&xb.x, true)?;
-            let loss_t = match &data.dense_targets {
-                Some(d) => dense_training_loss(
-                    &logits,
-                    &batch_targets(&d.train, &batch, &device)?,
-                    xb.mix.as_ref(),
-                    t.label_smoothing,
-                    d.loss,
-                )?,
-                None => training_loss(&logits, &xb.y, xb.mix.as_ref(), t.label_smoothing)?,
+            s.batch.logits = Some(logits);
+            s.batch.y = Some(xb.y);
+            s.batch.mix = xb.mix;
+            callbacks.call(Point::AfterPred, &mut s)?;
+            let loss_t = match s.batch.loss.take() {
+                Some(loss) => loss,
+                None => plain_loss(&s, &device)?,
             };
-            let loss = loss_t.to_scalar::<f32>()? as f64;
-            if !loss.is_finite() {
-                // Stepping would spread the NaN/inf into every weight: skip the
-                // step and let the engine pause (or stop) the run instead.
-                hooks.event(Event::Warning {
-                    message: format!(
-                        "fold {fold} epoch {epoch} step {step}: the loss is {loss}; the step was skipped (lower training.lr or set training.grad_clip)"
-                    ),
-                });
-                step += 1;
-                if hooks.non_finite_loss(step) == Flow::Stop {
-                    result.stopped = true;
+            s.batch.loss_value = loss_t.to_scalar::<f32>()? as f64;
+            callbacks.call(Point::AfterLoss, &mut s)?;
+            if s.cancel_batch {
+                // The step's schedule position was used even though it was skipped.
+                s.step += 1;
+                if s.stop {
                     break;
                 }
                 continue;
             }
-            let mut grads = loss_t.backward()?;
-            if let Some(max_norm) = t.grad_clip {
-                clip_grad_norm(&mut grads, model.trainable(), max_norm)?;
-            }
+            s.batch.grads = Some(loss_t.backward()?);
+            callbacks.call(Point::BeforeStep, &mut s)?;
+            let grads = s
+                .batch
+                .grads
+                .take()
+                .ok_or_else(|| Error::Internal("a callback took the gradients".into()))?;
             opt.step(&grads, StepHypers { lr, mom })?;
-            if theta.is_some() || ratio.is_some() {
-                let probs =
-                    candle_nn::ops::softmax_last_dim(&logits.detach().to_dtype(DType::F32)?)?
-                        .to_vec2::<f32>()?;
-                if let Some(r) = &mut ratio {
-                    r.record(epoch, &batch, &probs);
-                }
-                if let Some(th) = &mut theta {
-                    if let Some(value) = hooks.take_theta_request() {
-                        th.set(step, value);
-                    }
-                    if let Some(theta_now) = th.theta(step) {
-                        let corrected = plc::corrections(&probs, &batch, &labels, theta_now);
-                        let at = (fold, epoch, step, theta_now);
-                        if apply_corrections(&corrected, &mut labels, &copies, data, hooks, at) {
-                            train_set.set_classes(&labels)?;
-                        }
-                    }
-                }
+            callbacks.call(Point::AfterStep, &mut s)?;
+            if std::mem::take(&mut s.labels_changed) {
+                train_set.set_classes(&s.labels)?;
             }
-            loss_sum += loss;
+            loss_sum += s.batch.loss_value;
             batches_run += 1;
-            hooks.event(Event::Batch {
-                fold,
-                epoch,
-                step,
-                loss,
-                lr,
-                mom,
-            });
-            step += 1;
+            callbacks.call(Point::AfterBatch, &mut s)?;
+            s.step += 1;
+            if s.stop {
+                break;
+            }
         }
+        result.stopped = s.stop;
+        s.cancel_batch = false;
         if batches_run == 0 {
             break;
         }
-        // The ratio method corrects once per completed epoch (a stopped epoch
-        // is redone in full on resume, and corrects then).
-        if let Some(r) = ratio.as_mut().filter(|_| !result.stopped) {
-            if let Some(value) = hooks.take_theta_request() {
-                r.set_delta(value);
-            }
-            let delta = r.delta();
-            let corrected = r.end_epoch(step, &labels);
-            let at = (fold, epoch, step.saturating_sub(1), delta);
-            if apply_corrections(&corrected, &mut labels, &copies, data, hooks, at) {
-                train_set.set_classes(&labels)?;
-            }
+        s.train_loss = loss_sum / batches_run as f64;
+        callbacks.call(Point::AfterTrain, &mut s)?;
+        if std::mem::take(&mut s.labels_changed) {
+            train_set.set_classes(&s.labels)?;
         }
-        let valid = validate(
+        s.validation = Some(validate(
             model.as_ref(),
             &pipeline,
             &valid_set,
@@ -399,13 +423,17 @@ pub fn fit_fold(
             &device,
             multi_label_rows(data),
             &truth,
-        )?;
-        hooks.validated(fold, epoch, &valid.probs);
-        result.train_loss = loss_sum / batches_run as f64;
+        )?);
+        callbacks.call(Point::AfterValidate, &mut s)?;
+        let valid = s
+            .validation
+            .as_ref()
+            .ok_or_else(|| Error::Internal("a callback took the validation".into()))?;
+        result.train_loss = s.train_loss;
         result.valid_loss = valid.loss;
         result.accuracy = valid.accuracy;
         result.roc_auc = valid.roc_auc;
-        result.valid_probs = valid.probs;
+        result.valid_probs = valid.probs.clone();
         result.epochs_done = epoch + 1;
         // A stop mid-epoch leaves the previous checkpoint in place: resuming
         // redoes this epoch in full, so it ends as an uninterrupted run would.
@@ -414,84 +442,70 @@ pub fn fit_fold(
                 fold,
                 epochs_done: result.epochs_done,
                 epochs: t.epochs,
-                steps_done: step,
+                steps_done: s.step,
                 train_loss: result.train_loss,
                 valid_loss: result.valid_loss,
                 accuracy: result.accuracy,
                 normalization: pipeline.norm.clone(),
-                size: Some(size),
-                theta_anchor: theta.as_ref().map(ThetaScheduler::anchor),
+                size: Some(s.size),
+                theta_anchor: None,
             };
-            checkpoint::save(
-                path,
-                &Checkpoint {
-                    progress,
-                    model: checkpoint::model_tensors(&varmap)?,
-                    optimizer: opt.state_tensors()?,
-                    valid_probs: result.valid_probs.clone(),
-                    train_labels: if lc.enabled {
-                        labels.clone()
-                    } else {
-                        Vec::new()
-                    },
-                    correction_state: match &ratio {
-                        Some(r) => r.state()?,
-                        None => Default::default(),
-                    },
+            let mut ckpt = Checkpoint {
+                progress,
+                model: checkpoint::model_tensors(&varmap)?,
+                optimizer: opt.state_tensors()?,
+                valid_probs: result.valid_probs.clone(),
+                train_labels: if cfg.label_correction.enabled {
+                    s.labels.clone()
+                } else {
+                    Vec::new()
                 },
-            )?;
+                correction_state: Default::default(),
+            };
+            callbacks.save(&mut ckpt)?;
+            checkpoint::save(path, &ckpt)?;
         }
-        hooks.event(Event::EpochEnded {
-            fold,
-            epoch,
-            train_loss: result.train_loss,
-            valid_loss: result.valid_loss,
-            accuracy: result.accuracy,
-            seconds: started.elapsed().as_secs_f64(),
-            roc_auc: result.roc_auc,
-            confusion: valid.confusion,
-        });
+        callbacks.call(Point::AfterEpoch, &mut s)?;
         if result.stopped {
             break;
         }
     }
+    callbacks.call(Point::AfterFit, &mut s)?;
     Ok(result)
 }
 
-/// Relabel every copy of each corrected image (oversampling repeats images)
-/// and report each image once, with the (fold, epoch, step, threshold) it
-/// was corrected at. Returns whether any label changed.
-fn apply_corrections(
-    corrected: &[plc::Correction],
-    labels: &mut [u32],
-    copies: &[Vec<usize>],
-    data: &FoldData,
-    hooks: &mut dyn FitHooks,
-    (fold, epoch, step, theta): (usize, usize, usize, f64),
-) -> bool {
-    let mut changed = false;
-    for c in corrected {
-        // A copy of the image earlier in the list already moved it.
-        if labels[c.item] as usize == c.new {
-            continue;
-        }
-        for &i in &copies[c.item] {
-            labels[i] = c.new as u32;
-        }
-        changed = true;
-        hooks.event(Event::LabelCorrected {
-            fold,
-            epoch,
-            step,
-            image: data.train[c.item].path.display().to_string(),
-            old: c.old,
-            new: c.new,
-            p_old: c.p_old as f64,
-            p_new: c.p_new as f64,
-            theta,
-        });
+/// The loss when no callback set one: (label-smoothed) cross-entropy of the
+/// classes, or the dense targets' loss. A mixed batch must have had its loss
+/// set by `MixHandler`.
+fn plain_loss(s: &FitState, device: &Device) -> Result<Tensor> {
+    if s.batch.mix.is_some() {
+        return Err(Error::Internal(
+            "a mixed batch reached the loss without MixHandler".into(),
+        ));
     }
-    changed
+    let logits = s
+        .batch
+        .logits
+        .as_ref()
+        .ok_or_else(|| Error::Internal("no logits for the loss".into()))?;
+    let smoothing = s.cfg.training.label_smoothing;
+    match &s.data.dense_targets {
+        Some(d) => dense_training_loss(
+            logits,
+            &batch_targets(&d.train, &s.batch.items, device)?,
+            None,
+            smoothing,
+            d.loss,
+        ),
+        None => {
+            let y = s
+                .batch
+                .y
+                .as_ref()
+                .ok_or_else(|| Error::Internal("no targets for the loss".into()))?;
+            training_loss(logits, y, None, smoothing)
+        }
+    }
 }
 
 /// A checkpoint must be of this fold and of a run with the same number of epochs.
@@ -563,14 +577,6 @@ fn check_data(data: &FoldData) -> Result<()> {
     Ok(())
 }
 
-struct Validation {
-    loss: f64,
-    accuracy: f64,
-    roc_auc: Option<f64>,
-    confusion: Vec<Vec<usize>>,
-    probs: Vec<Vec<f32>>,
-}
-
 /// Mean column-wise ROC AUC of probabilities against the truth rows
 /// (Plant Pathology's metric); `None` when no class has both outcomes.
 /// A diverged model (NaN weights) has no AUC but still reports its loss and accuracy.
@@ -598,18 +604,6 @@ fn valid_truth(data: &FoldData) -> Result<Vec<Vec<bool>>> {
 /// The validation rows of a multi-label fold.
 fn multi_label_rows(data: &FoldData) -> Option<&[Vec<f32>]> {
     data.dense_targets.as_ref().and_then(|d| d.valid.as_deref())
-}
-
-/// For each training index, every index holding the same image file.
-fn copies_by_image(samples: &[Sample]) -> Vec<Vec<usize>> {
-    let mut by_path: std::collections::HashMap<&Path, Vec<usize>> = Default::default();
-    for (i, s) in samples.iter().enumerate() {
-        by_path.entry(&s.path).or_default().push(i);
-    }
-    samples
-        .iter()
-        .map(|s| by_path[s.path.as_path()].clone())
-        .collect()
 }
 
 fn classes_of(samples: &[Sample]) -> Vec<usize> {
@@ -872,6 +866,145 @@ mod tests {
         assert_eq!(result.accuracy, 1.0, "{result:?}");
     }
 
+    /// Records every point it is called at, as "name@epoch/step".
+    struct Trace(std::rc::Rc<std::cell::RefCell<Vec<String>>>);
+
+    impl Trace {
+        fn note(&self, name: &str, s: &FitState) {
+            self.0
+                .borrow_mut()
+                .push(format!("{name}@{}/{}", s.epoch, s.step));
+        }
+    }
+
+    impl Callback for Trace {
+        fn before_fit(&mut self, s: &mut FitState) -> Result<()> {
+            self.note("before_fit", s);
+            Ok(())
+        }
+        fn before_epoch(&mut self, s: &mut FitState) -> Result<()> {
+            self.note("before_epoch", s);
+            Ok(())
+        }
+        fn before_batch(&mut self, s: &mut FitState) -> Result<()> {
+            self.note("before_batch", s);
+            Ok(())
+        }
+        fn after_pred(&mut self, s: &mut FitState) -> Result<()> {
+            assert!(s.batch.logits.is_some() && s.batch.loss.is_none());
+            self.note("after_pred", s);
+            Ok(())
+        }
+        fn after_loss(&mut self, s: &mut FitState) -> Result<()> {
+            assert!(s.batch.loss_value.is_finite());
+            self.note("after_loss", s);
+            Ok(())
+        }
+        fn before_step(&mut self, s: &mut FitState) -> Result<()> {
+            assert!(s.batch.grads.is_some());
+            self.note("before_step", s);
+            Ok(())
+        }
+        fn after_step(&mut self, s: &mut FitState) -> Result<()> {
+            self.note("after_step", s);
+            Ok(())
+        }
+        fn after_batch(&mut self, s: &mut FitState) -> Result<()> {
+            self.note("after_batch", s);
+            Ok(())
+        }
+        fn after_train(&mut self, s: &mut FitState) -> Result<()> {
+            assert!(s.train_loss.is_finite());
+            self.note("after_train", s);
+            Ok(())
+        }
+        fn after_validate(&mut self, s: &mut FitState) -> Result<()> {
+            assert!(s.validation.is_some());
+            self.note("after_validate", s);
+            Ok(())
+        }
+        fn after_epoch(&mut self, s: &mut FitState) -> Result<()> {
+            self.note("after_epoch", s);
+            Ok(())
+        }
+        fn after_fit(&mut self, s: &mut FitState) -> Result<()> {
+            self.note("after_fit", s);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn callbacks_are_called_at_every_point_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = FoldData {
+            train: two_colours(dir.path(), "t", 4, 5),
+            valid: two_colours(dir.path(), "v", 1, 6),
+            num_classes: 2,
+            dense_targets: None,
+        };
+        let trace = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let extra: Vec<Box<dyn Callback>> = vec![Box::new(Trace(trace.clone()))];
+        let cfg = tiny_config(1, 1e-3);
+        fit_fold_with(&cfg, 0, &data, &mut Recorder::default(), None, extra).unwrap();
+        let batch = |step: usize| {
+            [
+                "before_batch",
+                "after_pred",
+                "after_loss",
+                "before_step",
+                "after_step",
+                "after_batch",
+            ]
+            .map(|p| format!("{p}@0/{step}"))
+            .to_vec()
+        };
+        // 8 images, batch 4: two steps; the step counter moves after after_batch.
+        let mut expected = vec!["before_fit@0/0".to_string(), "before_epoch@0/0".into()];
+        expected.extend(batch(0));
+        expected.extend(batch(1));
+        expected.extend(
+            [
+                "after_train@0/2",
+                "after_validate@0/2",
+                "after_epoch@0/2",
+                "after_fit@0/2",
+            ]
+            .map(String::from),
+        );
+        assert_eq!(*trace.borrow(), expected);
+    }
+
+    /// Stops the fold after its first batch, from `after_batch`.
+    struct StopAfterFirstBatch;
+
+    impl Callback for StopAfterFirstBatch {
+        fn after_batch(&mut self, s: &mut FitState) -> Result<()> {
+            s.stop = true;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_callback_can_stop_the_fold_and_the_epoch_is_still_validated() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = FoldData {
+            train: two_colours(dir.path(), "t", 4, 5),
+            valid: two_colours(dir.path(), "v", 1, 6),
+            num_classes: 2,
+            dense_targets: None,
+        };
+        let mut rec = Recorder::default();
+        let extra: Vec<Box<dyn Callback>> = vec![Box::new(StopAfterFirstBatch)];
+        let result = fit_fold_with(&tiny_config(3, 1e-3), 0, &data, &mut rec, None, extra).unwrap();
+        assert!(result.stopped);
+        assert_eq!(result.epochs_done, 1);
+        assert_eq!(rec.batch_losses().len(), 1);
+        assert!(matches!(
+            rec.events.last(),
+            Some(Event::EpochEnded { epoch: 0, .. })
+        ));
+    }
+
     #[test]
     fn stop_ends_after_the_current_epoch() {
         let dir = tempfile::tempdir().unwrap();
@@ -890,10 +1023,11 @@ mod tests {
         assert_eq!(result.epochs_done, 1);
         assert_eq!(rec.batch_losses().len(), 1);
         assert!(result.train_loss.is_finite() && result.valid_loss.is_finite());
-        assert!(matches!(
-            rec.events.last(),
-            Some(Event::EpochEnded { epoch: 0, .. })
-        ));
+        assert!(
+            matches!(rec.events.last(), Some(Event::EpochEnded { epoch: 0, .. })),
+            "{:?}",
+            rec.events.last()
+        );
     }
 
     #[test]

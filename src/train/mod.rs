@@ -5,6 +5,7 @@
 //! optimiser (`optim`) along fastai's schedule (`schedule`).
 
 pub mod batches;
+pub mod callbacks;
 pub mod checkpoint;
 pub mod clip;
 pub mod dense_loss;
@@ -25,4 +26,6 @@ pub mod soft_labels;
 pub mod tta;
 
 pub use batches::Sample;
-pub use fit::{FitHooks, FitResult, Flow, FoldData, fit_fold, planned_schedule, steps_per_epoch};
+pub use fit::{
+    FitHooks, FitResult, Flow, FoldData, fit_fold, fit_fold_with, planned_schedule, steps_per_epoch,
+};
