@@ -112,10 +112,14 @@ fn multi_label_data_trains_with_sigmoid_outputs_and_predicts() {
     assert_eq!(sums.len(), 24);
     assert!(sums.iter().any(|s| (s - 1.0).abs() > 1e-3), "{sums:?}");
 
-    // Label correction is single-label only, and says so before anything starts.
+    // The ratio rule is single-label only, and says so before anything starts.
     let refused = t.path().join("refused");
     let cfg = t.path().join("plc.toml");
-    std::fs::write(&cfg, "[label_correction]\nenabled = true\n").unwrap();
+    std::fs::write(
+        &cfg,
+        "[label_correction]\nenabled = true\nmethod = \"ratio\"\n",
+    )
+    .unwrap();
     let (code, _, err) = run(&[
         "train",
         cfg.to_str().unwrap(),
@@ -126,8 +130,81 @@ fn multi_label_data_trains_with_sigmoid_outputs_and_predicts() {
         refused.to_str().unwrap(),
     ]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("multi-label"), "{err}");
+    assert!(
+        err.contains("multi-label") && err.contains("threshold"),
+        "{err}"
+    );
     assert!(!refused.exists());
+}
+
+#[test]
+fn multi_label_label_correction_flips_classes_and_exports_label_sets() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    multi_label_dataset(&data);
+    let run_dir = t.path().join("run");
+    // No warm-up and theta 0: every class the model predicts against its
+    // label is flipped, so corrections surely happen in a short run.
+    let cfg = t.path().join("plc.toml");
+    std::fs::write(
+        &cfg,
+        "[label_correction]\nenabled = true\nwarmup = 0.0\ntheta_start = 0.0\ntheta_end = 0.0\nschedule = \"constant\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = small_run(&data, &run_dir, &[cfg.to_str().unwrap(), "--fold", "0"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let log = std::fs::read_to_string(run_dir.join("corrections.csv")).unwrap();
+    let rows: Vec<&str> = log.lines().skip(1).collect();
+    assert!(!rows.is_empty(), "no corrections at theta 0:\n{out}{err}");
+    // Label sets in the multi-label CSV's notation, one flipped class per row.
+    let class_set = |field: &str| -> Vec<String> {
+        field
+            .split(' ')
+            .filter(|c| !c.is_empty())
+            .map(String::from)
+            .collect()
+    };
+    let mut last: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for row in &rows {
+        let f: Vec<&str> = row.split(',').collect();
+        let (old, new) = (class_set(f[4]), class_set(f[5]));
+        let differ = old.iter().filter(|c| !new.contains(c)).count()
+            + new.iter().filter(|c| !old.contains(c)).count();
+        assert_eq!(differ, 1, "{row}");
+        assert!(
+            old.iter()
+                .chain(&new)
+                .all(|c| ["red", "green", "blue"].contains(&c.as_str())),
+            "{row}"
+        );
+        last.insert(f[3].to_string(), new);
+    }
+    let exported = t.path().join("corrected.csv");
+    let (code, out, err) = run(&[
+        "corrections",
+        run_dir.to_str().unwrap(),
+        "--export",
+        exported.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(" -> "), "{out}");
+    let text = std::fs::read_to_string(&exported).unwrap();
+    assert!(text.starts_with("image_id,red,green,blue\n"), "{text}");
+    // With one trained fold, each corrected image ends with that fold's last set.
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        if let Some(set) = last.get(f[0]) {
+            let got: Vec<String> = ["red", "green", "blue"]
+                .iter()
+                .zip(&f[1..])
+                .filter(|(_, v)| **v == "1")
+                .map(|(c, _)| c.to_string())
+                .collect();
+            let mut want = set.clone();
+            want.sort_by_key(|c| ["red", "green", "blue"].iter().position(|x| x == c));
+            assert_eq!(got, want, "{line}");
+        }
+    }
 }
 
 #[test]

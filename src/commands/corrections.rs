@@ -11,8 +11,13 @@
 //! `run::reviews`) overrides that vote: an accepted correction is applied
 //! even where the majority would not, a rejected one is not applied, and a
 //! class the reviewer set is used. The latest review of an image counts.
+//!
+//! In a multi-label run a label is the image's set of classes, written as in
+//! the multi-label CSV (`a b`, space-separated; empty for none), and the
+//! vote is between the sets the folds ended with.
 
 use crate::cli::CorrectionsArgs;
+use crate::config::{RunConfig, TaskChoice};
 use crate::error::{Error, Result};
 use crate::run::reviews::{self, Review, ReviewRow};
 use crate::run::rundir::create_new_file;
@@ -34,8 +39,21 @@ pub struct CorrectionRecord {
 /// The original labels of a run: `folds.csv` (`image_id,<class columns>,fold`).
 pub struct RunLabels {
     pub classes: Vec<String>,
-    /// image id -> (class, fold), in the file's order.
+    /// image id -> (class, fold), in the file's order; multi-label: the
+    /// space-separated class set instead of the class.
     pub images: Vec<(String, String, usize)>,
+    pub multi_label: bool,
+}
+
+impl RunLabels {
+    /// Whether `class` is (in) `label`.
+    fn has(&self, label: &str, class: &str) -> bool {
+        if self.multi_label {
+            label.split(' ').any(|c| c == class)
+        } else {
+            label == class
+        }
+    }
 }
 
 pub fn corrections(args: CorrectionsArgs) -> Result<()> {
@@ -79,7 +97,7 @@ pub fn corrections(args: CorrectionsArgs) -> Result<()> {
                 labels
                     .classes
                     .iter()
-                    .map(|c| if c == label { "1" } else { "0" }.to_string()),
+                    .map(|c| if labels.has(label, c) { "1" } else { "0" }.to_string()),
             );
             w.write_record(&row).map_err(bad)?;
         }
@@ -124,8 +142,15 @@ pub fn summary(rows: &[CorrectionRecord], labels: &RunLabels) -> String {
     out.push_str("\nfrom -> to: count\n");
     let mut by_count: Vec<_> = pairs.into_iter().collect();
     by_count.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let shown = |l: &str| {
+        if l.is_empty() {
+            "(none)".to_string()
+        } else {
+            l.to_string()
+        }
+    };
     for ((old, new), n) in by_count {
-        out.push_str(&format!("  {old} -> {new}: {n}\n"));
+        out.push_str(&format!("  {} -> {}: {n}\n", shown(old), shown(new)));
     }
     out.push_str("\nfold epoch: count\n");
     for ((fold, epoch), n) in epochs {
@@ -230,28 +255,43 @@ fn read_folds(run_dir: &Path) -> Result<RunLabels> {
         return Err(bad(1, "expected image_id,<class columns>,fold"));
     }
     let classes = header[1..header.len() - 1].to_vec();
+    let multi_label = run_is_multi_label(run_dir)?;
     let mut images = Vec::new();
     for (i, record) in reader.records().enumerate() {
         let row = i + 2;
         let record = record.map_err(|e| bad(row, &e.to_string()))?;
-        let class = classes
+        let mut set = classes
             .iter()
             .enumerate()
-            .find(|(c, _)| record.get(c + 1) == Some("1"))
-            .map(|(_, name)| name.clone())
-            .ok_or_else(|| {
-                bad(
-                    row,
-                    "no class column is 1 (multi-label runs have no corrections)",
-                )
-            })?;
+            .filter(|(c, _)| record.get(c + 1) == Some("1"))
+            .map(|(_, name)| name.as_str());
+        let class = if multi_label {
+            set.collect::<Vec<_>>().join(" ")
+        } else {
+            set.next()
+                .map(String::from)
+                .ok_or_else(|| bad(row, "no class column is 1"))?
+        };
         let fold = record
             .get(header.len() - 1)
             .and_then(|f| f.parse().ok())
             .ok_or_else(|| bad(row, "the fold is not a number"))?;
         images.push((record.get(0).unwrap_or_default().to_string(), class, fold));
     }
-    Ok(RunLabels { classes, images })
+    Ok(RunLabels {
+        classes,
+        images,
+        multi_label,
+    })
+}
+
+/// Whether the run trained multi-label data (its config.toml records the task).
+fn run_is_multi_label(run_dir: &Path) -> Result<bool> {
+    let path = run_dir.join("config.toml");
+    if !path.is_file() {
+        return Ok(false);
+    }
+    Ok(RunConfig::load(&path)?.data.task == TaskChoice::MultiLabel)
 }
 
 #[cfg(test)]
@@ -267,6 +307,7 @@ mod tests {
                 ("b".into(), "cat".into(), 1),
                 ("c".into(), "dog".into(), 2),
             ],
+            multi_label: false,
         }
     }
 

@@ -6,7 +6,7 @@
 //! thread; the dashboard's tokio loop receives its events over an unbounded
 //! channel whose sender works from any thread.
 
-use crate::config::{RunConfig, TaskChoice};
+use crate::config::{CorrectionMethod, RunConfig, TaskChoice};
 use crate::data::sampling::{Resampling, class_counts};
 use crate::data::{Dataset, Folds, assign_folds};
 use crate::error::{Error, Result};
@@ -236,9 +236,10 @@ impl RunPlan {
         // The run's config.toml names the task it trained (prediction and
         // resume must not guess again).
         config.data.task = TaskChoice::from(dataset.task);
-        if dataset.task.is_multi_label() && config.label_correction.enabled {
+        let lc = &config.label_correction;
+        if dataset.task.is_multi_label() && lc.enabled && lc.method == CorrectionMethod::Ratio {
             return Err(Error::input(format!(
-                "{}: label_correction is not available for multi-label data yet\nfix: set label_correction.enabled = false (soft labels work for multi-label data)",
+                "{}: label_correction.method = \"ratio\" works on single-label data only\nfix: use method = \"threshold\" (per-class corrections on sigmoid outputs) for multi-label data",
                 dataset.source.display()
             )));
         }

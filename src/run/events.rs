@@ -42,6 +42,13 @@ pub struct DatasetSummary {
 // RunStarted is large (it carries the planned schedule) but is sent once per run;
 // boxing it would only make every match noisier.
 #[allow(clippy::large_enum_variant)]
+/// A multi-label image's classes (indices) before and after a correction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabelSets {
+    pub old: Vec<usize>,
+    pub new: Vec<usize>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
@@ -143,6 +150,11 @@ pub enum Event {
         p_old: f64,
         p_new: f64,
         theta: f64,
+        /// Multi-label data: `old` = `new` = the class that was switched on or
+        /// off, `p_old`/`p_new` the probabilities of its labelled/predicted
+        /// state, and these the image's whole label set before and after.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sets: Option<LabelSets>,
     },
     /// Ack of `SetTheta`.
     ThetaSet {

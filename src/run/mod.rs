@@ -9,5 +9,5 @@ pub mod reviews;
 pub mod rundir;
 
 pub use engine::{EngineHandle, FoldOutcome, RunOutcome, RunPlan, start};
-pub use events::{Command, DatasetSummary, Event, LossItem, Stamped};
+pub use events::{Command, DatasetSummary, Event, LabelSets, LossItem, Stamped};
 pub use rundir::RunDir;

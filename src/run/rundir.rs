@@ -373,6 +373,7 @@ impl CorrectionsLog {
             p_old,
             p_new,
             theta,
+            sets,
         } = ev
         {
             let class = |c: &usize| {
@@ -391,8 +392,16 @@ impl CorrectionsLog {
                 epoch.to_string(),
                 step.to_string(),
                 id,
-                class(old),
-                class(new),
+                // A multi-label correction writes the image's whole label
+                // sets, in the multi-label CSV's notation (`a b`).
+                match sets {
+                    Some(s) => names(&s.old, &class),
+                    None => class(old),
+                },
+                match sets {
+                    Some(s) => names(&s.new, &class),
+                    None => class(new),
+                },
                 format!("{p_old:.6}"),
                 format!("{p_new:.6}"),
                 format!("{theta:.6}"),
@@ -413,6 +422,11 @@ impl CorrectionsLog {
         }
         Ok(())
     }
+}
+
+/// Class names joined by spaces (an empty set is an empty field).
+fn names(classes: &[usize], name: &dyn Fn(&usize) -> String) -> String {
+    classes.iter().map(name).collect::<Vec<_>>().join(" ")
 }
 
 /// `YYYYmmdd-HHMMSS` in UTC (civil-from-days, Howard Hinnant's algorithm), to
@@ -480,6 +494,7 @@ mod tests {
             p_old: 0.125,
             p_new: 0.75,
             theta: 0.5,
+            sets: None,
         };
         let mut log = CorrectionsLog::open(run.file(CorrectionsLog::FILE), &ds).unwrap();
         log.record(&corrected(0, 1, "Train_0.jpg")).unwrap();
@@ -539,5 +554,50 @@ mod tests {
         );
         let fresh = t.path().join("new");
         assert!(RunDir::create(&fresh).is_ok());
+    }
+
+    #[test]
+    fn a_multi_label_correction_writes_the_label_sets() {
+        use crate::data::{Item, LabelLayout, TaskType};
+        use crate::run::LabelSets;
+        let t = tempfile::tempdir().unwrap();
+        let run = RunDir::create(&t.path().join("run")).unwrap();
+        let item = |id: &str| Item {
+            id: id.into(),
+            path: t.path().join(format!("{id}.jpg")),
+            labels: vec![0],
+        };
+        let ds = Dataset {
+            source: t.path().into(),
+            classes: vec!["defective".into(), "mono".into(), "poly".into()],
+            items: vec![item("cell_1")],
+            task: TaskType::MultiLabel,
+            layout: LabelLayout::ClassFolders,
+        };
+        let flip = |old: Vec<usize>, new: Vec<usize>, class| Event::LabelCorrected {
+            fold: 0,
+            epoch: 3,
+            step: 40,
+            image: t.path().join("cell_1.jpg").display().to_string(),
+            old: class,
+            new: class,
+            p_old: 0.25,
+            p_new: 0.75,
+            theta: 0.4,
+            sets: Some(LabelSets { old, new }),
+        };
+        let mut log = CorrectionsLog::open(run.file(CorrectionsLog::FILE), &ds).unwrap();
+        log.record(&flip(vec![0, 1], vec![1], 0)).unwrap();
+        log.record(&flip(vec![1], vec![], 1)).unwrap();
+        drop(log);
+        let text = std::fs::read_to_string(run.file(CorrectionsLog::FILE)).unwrap();
+        assert_eq!(
+            text,
+            format!(
+                "{}0,3,40,cell_1,defective mono,mono,0.250000,0.750000,0.400000,\n\
+                 0,3,40,cell_1,mono,,0.250000,0.750000,0.400000,\n",
+                CorrectionsLog::HEADER
+            )
+        );
     }
 }

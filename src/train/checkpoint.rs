@@ -22,6 +22,7 @@ const MODEL: &str = "model.";
 const OPTIM: &str = "optim.";
 const VALID_PROBS: &str = "valid_probs";
 const TRAIN_LABELS: &str = "train_labels";
+const TRAIN_ROWS: &str = "train_rows";
 const CORRECTION: &str = "plc.";
 
 /// Where a fold has got to: everything a resumed run needs besides tensors.
@@ -66,6 +67,8 @@ pub struct Checkpoint {
     pub valid_probs: Vec<Vec<f32>>,
     /// The training labels as label correction left them (empty without it).
     pub train_labels: Vec<u32>,
+    /// Multi-label training rows as label correction left them (empty without it).
+    pub train_rows: Vec<Vec<f32>>,
     /// The label-correction rule's own state by name (the ratio method's
     /// softmax history and delta; empty otherwise).
     pub correction_state: HashMap<String, Tensor>,
@@ -105,6 +108,17 @@ pub fn save(path: &Path, ckpt: &Checkpoint) -> Result<()> {
         tensors.push((
             TRAIN_LABELS.into(),
             Tensor::from_vec(ckpt.train_labels.clone(), n, &Device::Cpu)?,
+        ));
+    }
+    if let Some(cols) = ckpt.train_rows.first().map(Vec::len) {
+        let flat: Vec<f32> = ckpt.train_rows.iter().flatten().copied().collect();
+        let n = ckpt.train_rows.len();
+        if flat.len() != n * cols {
+            return Err(Error::Internal("ragged training label rows".into()));
+        }
+        tensors.push((
+            TRAIN_ROWS.into(),
+            Tensor::from_vec(flat, (n, cols), &Device::Cpu)?,
         ));
     }
     let meta = serde_json::to_string(&ckpt.progress)
@@ -189,6 +203,7 @@ pub fn load(path: &Path, device: &Device) -> Result<Option<Checkpoint>> {
     let mut optimizer = HashMap::new();
     let mut valid_probs = Vec::new();
     let mut train_labels = Vec::new();
+    let mut train_rows = Vec::new();
     let mut correction_state = HashMap::new();
     for (name, t) in all {
         if let Some(n) = name.strip_prefix(MODEL) {
@@ -199,6 +214,11 @@ pub fn load(path: &Path, device: &Device) -> Result<Option<Checkpoint>> {
             correction_state.insert(n.to_string(), t);
         } else if name == VALID_PROBS {
             valid_probs = t
+                .to_dtype(DType::F32)?
+                .to_vec2::<f32>()
+                .map_err(|e| damaged(e.to_string()))?;
+        } else if name == TRAIN_ROWS {
+            train_rows = t
                 .to_dtype(DType::F32)?
                 .to_vec2::<f32>()
                 .map_err(|e| damaged(e.to_string()))?;
@@ -215,6 +235,7 @@ pub fn load(path: &Path, device: &Device) -> Result<Option<Checkpoint>> {
         optimizer,
         valid_probs,
         train_labels,
+        train_rows,
         correction_state,
     }))
 }
@@ -287,6 +308,7 @@ mod tests {
             optimizer: HashMap::from([("fc.weight.exp_avg".into(), t(&[0.1, 0.2]))]),
             valid_probs: vec![vec![0.25, 0.75], vec![0.5, 0.5]],
             train_labels: vec![1, 0, 2],
+            train_rows: vec![vec![1.0, 0.0], vec![0.25, 1.0], vec![0.0, 0.0]],
             correction_state: HashMap::from([(
                 "delta".to_string(),
                 Tensor::new(&[0.25f64], &Device::Cpu).unwrap(),
@@ -307,6 +329,7 @@ mod tests {
         assert_eq!(back.progress, ckpt.progress);
         assert_eq!(back.valid_probs, ckpt.valid_probs);
         assert_eq!(back.train_labels, ckpt.train_labels);
+        assert_eq!(back.train_rows, ckpt.train_rows);
         let v = |m: &HashMap<String, Tensor>, k: &str| m[k].to_vec1::<f32>().unwrap();
         assert_eq!(v(&back.model, "fc.weight"), [1.0, -2.0]);
         assert_eq!(v(&back.optimizer, "fc.weight.exp_avg"), [0.1, 0.2]);

@@ -219,7 +219,19 @@ pub fn fit_fold_with(
     // The training labels as label correction leaves them; a resumed fold
     // goes on with its checkpoint's.
     let mut labels: Vec<u32> = data.train.iter().map(|s| s.class as u32).collect();
+    let mut train_rows = data.dense_targets.as_ref().map(|d| d.train.clone());
     if let Some(c) = &resume {
+        if let Some(rows) = train_rows.as_mut().filter(|_| !c.train_rows.is_empty()) {
+            if c.train_rows.len() != rows.len() {
+                return Err(Error::input(format!(
+                    "{}checkpoint has {} training label rows, the fold has {} images\nfix: resume with the run's own folds.csv and data",
+                    checkpoint.map_or(String::new(), |p| format!("{}: ", p.display())),
+                    c.train_rows.len(),
+                    rows.len()
+                )));
+            }
+            rows.clone_from(&c.train_rows);
+        }
         if !c.train_labels.is_empty() {
             if c.train_labels.len() != labels.len() {
                 return Err(Error::input(format!(
@@ -288,6 +300,7 @@ pub fn fit_fold_with(
         resize_to: None,
         labels,
         labels_changed: false,
+        train_rows,
         batch: BatchState::default(),
         cancel_batch: false,
         stop: false,
@@ -460,6 +473,10 @@ pub fn fit_fold_with(
                 } else {
                     Vec::new()
                 },
+                train_rows: match &s.train_rows {
+                    Some(rows) if cfg.label_correction.enabled => rows.clone(),
+                    _ => Vec::new(),
+                },
                 correction_state: Default::default(),
             };
             callbacks.save(&mut ckpt)?;
@@ -489,15 +506,15 @@ fn plain_loss(s: &FitState, device: &Device) -> Result<Tensor> {
         .as_ref()
         .ok_or_else(|| Error::Internal("no logits for the loss".into()))?;
     let smoothing = s.cfg.training.label_smoothing;
-    match &s.data.dense_targets {
-        Some(d) => dense_training_loss(
+    match (&s.data.dense_targets, &s.train_rows) {
+        (Some(d), Some(rows)) => dense_training_loss(
             logits,
-            &batch_targets(&d.train, &s.batch.items, device)?,
+            &batch_targets(rows, &s.batch.items, device)?,
             None,
             smoothing,
             d.loss,
         ),
-        None => {
+        _ => {
             let y = s
                 .batch
                 .y
@@ -1252,6 +1269,92 @@ mod tests {
         assert_eq!(saved.train_labels, labels);
 
         // Killed in the last epoch, resumed: the labels corrected before go on.
+        let ckpt = dir.path().join("again.safetensors");
+        let mut first = Recorder {
+            stop_at: Some(21),
+            ..Default::default()
+        };
+        fit_fold(&cfg, 0, &data, &mut first, Some(&ckpt)).unwrap();
+        let resumed = fit_fold(&cfg, 0, &data, &mut Recorder::default(), Some(&ckpt)).unwrap();
+        assert_eq!(resumed.valid_probs, whole.valid_probs);
+        assert_eq!(resumed.train_loss.to_bits(), whole.train_loss.to_bits());
+    }
+
+    #[test]
+    fn multi_label_correction_flips_classes_by_the_rule_and_survives_resume() {
+        let dir = tempfile::tempdir().unwrap();
+        let train = two_colours(dir.path(), "t", 8, 27);
+        let valid = two_colours(dir.path(), "v", 2, 28);
+        let one_hot = |samples: &[Sample]| -> Vec<Vec<f32>> {
+            samples
+                .iter()
+                .map(|s| (0..2).map(|c| f32::from(u8::from(c == s.class))).collect())
+                .collect()
+        };
+        let mut rows = one_hot(&train);
+        // Wrong rows: a missing class, and a class too many.
+        rows[0] = vec![0.0, 0.0];
+        rows[3] = vec![1.0, 1.0];
+        let data = FoldData {
+            train,
+            valid: valid.clone(),
+            num_classes: 2,
+            dense_targets: Some(DenseTargets {
+                train: rows.clone(),
+                valid: Some(one_hot(&valid)),
+                loss: DenseLoss::BinaryCrossEntropy,
+            }),
+        };
+        let mut cfg = tiny_config(6, 3e-3);
+        cfg.label_correction.enabled = true;
+        cfg.label_correction.warmup = 0.3;
+        cfg.label_correction.theta_start = 0.3;
+        cfg.label_correction.theta_end = 0.1;
+        cfg.validate().unwrap();
+        let ckpt = dir.path().join("plc.safetensors");
+        let mut rec = Recorder::default();
+        let whole = fit_fold(&cfg, 0, &data, &mut rec, Some(&ckpt)).unwrap();
+        // Replay the log: each flip starts from the row the item had then,
+        // switches one class to its predicted state by more than theta, after
+        // the warm-up, and reports the sets before and after.
+        let index: std::collections::HashMap<String, usize> = data
+            .train
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.path.display().to_string(), i))
+            .collect();
+        let set_of = |r: &[f32]| (0..2).filter(|&c| r[c] > 0.5).collect::<Vec<usize>>();
+        let mut n = 0;
+        for e in &rec.events {
+            if let Event::LabelCorrected {
+                image,
+                old,
+                new,
+                p_old,
+                p_new,
+                theta,
+                step,
+                sets,
+                ..
+            } = e
+            {
+                n += 1;
+                let i = index[image];
+                let sets = sets.as_ref().expect("multi-label corrections carry sets");
+                assert_eq!(old, new, "{e:?}");
+                assert_eq!(sets.old, set_of(&rows[i]), "{e:?}");
+                assert!((p_new - p_old).abs() > *theta && p_new > p_old, "{e:?}");
+                assert!((p_new + p_old - 1.0).abs() < 1e-6, "{e:?}");
+                assert!(*step >= 8 && (0.1..=0.3).contains(theta), "{e:?}");
+                rows[i][*old] = 1.0 - rows[i][*old];
+                assert_eq!(sets.new, set_of(&rows[i]), "{e:?}");
+            }
+        }
+        assert!(n > 0, "no correction at theta 0.3 -> 0.1");
+        let saved = checkpoint::load(&ckpt, &Device::Cpu).unwrap().unwrap();
+        assert_eq!(saved.train_rows, rows);
+
+        // Killed in the last epoch, resumed: the rows corrected before go on.
         let ckpt = dir.path().join("again.safetensors");
         let mut first = Recorder {
             stop_at: Some(21),

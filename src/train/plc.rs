@@ -112,6 +112,49 @@ pub fn corrections(
         .collect()
 }
 
+/// One class of a multi-label item switched on or off by PLC.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Flip {
+    /// Index of the item in the fold's training list.
+    pub item: usize,
+    pub class: usize,
+    /// The class's new state (true: the image now has it).
+    pub present: bool,
+    /// Probability of the labelled state.
+    pub p_old: f32,
+    /// Probability of the predicted state.
+    pub p_new: f32,
+}
+
+/// The rule for multi-label items, one class at a time on sigmoid outputs:
+/// each class is a two-way choice (present with p, absent with 1 - p), and
+/// a class whose predicted state (p > 0.5) differs from the label
+/// (`rows[item][class] > 0.5`) is flipped when `|p_predicted - p_labelled|
+/// = |2p - 1| > theta`, the single-label rule on that choice.
+pub fn flips(probs: &[Vec<f32>], items: &[usize], rows: &[Vec<f32>], theta: f64) -> Vec<Flip> {
+    let mut out = Vec::new();
+    for (p, &item) in probs.iter().zip(items) {
+        let Some(row) = rows.get(item) else {
+            continue;
+        };
+        for (class, (&p, &label)) in p.iter().zip(row).enumerate() {
+            let (labelled, predicted) = (label > 0.5, p > 0.5);
+            let p_new = if predicted { p } else { 1.0 - p };
+            let p_old = 1.0 - p_new;
+            if labelled != predicted && (p_new - p_old).abs() as f64 > theta {
+                out.push(Flip {
+                    item,
+                    class,
+                    present: predicted,
+                    p_old,
+                    p_new,
+                });
+            }
+        }
+    }
+    out
+}
+
 /// Index of the largest value (the first of equal ones, as torch's argmax).
 fn argmax(p: &[f32]) -> Option<usize> {
     let mut best: Option<usize> = None;
@@ -215,5 +258,56 @@ mod tests {
         assert_eq!(early.theta(10), None);
         assert_eq!(early.theta(21), Some(0.4));
         assert_eq!(early.anchor(), (21, 0.4));
+    }
+
+    #[test]
+    fn multi_label_flips_follow_the_rule_class_by_class() {
+        // Item 0: class 0 labelled present, p = 0.1 -> |2p-1| = 0.8 > 0.5: flip off.
+        //         class 1 labelled absent, p = 0.7 -> 0.4, not > 0.5: kept.
+        //         class 2 labelled present, p = 0.9: agrees, kept.
+        // Item 2: classes 0 and 1 labelled absent, p = 0.95 / 0.96 -> 0.9 / 0.92: on;
+        //         class 2 labelled present, p = 0.2 -> 0.6: off.
+        let rows = vec![vec![1.0, 0.0, 1.0], vec![0.0; 3], vec![0.0, 0.0, 1.0]];
+        let probs = vec![vec![0.1, 0.7, 0.9], vec![0.95, 0.96, 0.2]];
+        let got = flips(&probs, &[0, 2], &rows, 0.5);
+        let expect = vec![
+            Flip {
+                item: 0,
+                class: 0,
+                present: false,
+                p_old: 0.1,
+                p_new: 0.9,
+            },
+            Flip {
+                item: 2,
+                class: 0,
+                present: true,
+                p_old: 1.0 - 0.95,
+                p_new: 0.95,
+            },
+            Flip {
+                item: 2,
+                class: 1,
+                present: true,
+                p_old: 1.0 - 0.96,
+                p_new: 0.96,
+            },
+            Flip {
+                item: 2,
+                class: 2,
+                present: false,
+                p_old: 0.2,
+                p_new: 0.8,
+            },
+        ];
+        assert_eq!(got.len(), expect.len(), "{got:?}");
+        for (g, e) in got.iter().zip(&expect) {
+            assert_eq!((g.item, g.class, g.present), (e.item, e.class, e.present));
+            assert!((g.p_old - e.p_old).abs() < 1e-6 && (g.p_new - e.p_new).abs() < 1e-6);
+        }
+        // theta 0.91 leaves only the largest gap (0.92).
+        let strict = flips(&probs, &[0, 2], &rows, 0.91);
+        assert_eq!(strict.len(), 1, "{strict:?}");
+        assert_eq!((strict[0].item, strict[0].class), (2, 1));
     }
 }

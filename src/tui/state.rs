@@ -84,6 +84,8 @@ pub struct CorrectionRow {
     pub p_old: f64,
     pub p_new: f64,
     pub theta: f64,
+    /// Multi-label: the image's classes before and after (`old` = `new` = the flipped class).
+    pub sets: Option<crate::run::LabelSets>,
 }
 
 /// The run's plan, as announced by `RunStarted`.
@@ -468,6 +470,7 @@ impl App {
                 p_old,
                 p_new,
                 theta,
+                sets,
             } => {
                 self.theta = Some(*theta);
                 self.corrections_total += 1;
@@ -484,6 +487,7 @@ impl App {
                     p_old: *p_old,
                     p_new: *p_new,
                     theta: *theta,
+                    sets: sets.clone(),
                 });
             }
             Event::ThetaSet { theta, .. } => {

@@ -23,12 +23,12 @@ impl Callback for MixHandler {
             .as_ref()
             .ok_or_else(|| Error::Internal("no logits in after_pred".into()))?;
         let smoothing = s.cfg.training.label_smoothing;
-        let loss = match &s.data.dense_targets {
-            Some(d) => {
-                let targets = batch_targets(&d.train, &s.batch.items, logits.device())?;
+        let loss = match (&s.data.dense_targets, &s.train_rows) {
+            (Some(d), Some(rows)) => {
+                let targets = batch_targets(rows, &s.batch.items, logits.device())?;
                 dense_training_loss(logits, &targets, Some(mix), smoothing, d.loss)?
             }
-            None => {
+            _ => {
                 let y = s
                     .batch
                     .y

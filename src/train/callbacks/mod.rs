@@ -47,8 +47,9 @@ use crate::augment::mix::Mixed;
 use crate::config::RunConfig;
 use crate::error::Result;
 use crate::models::Classifier;
-use crate::run::Event;
+use crate::run::{Event, LabelSets};
 use crate::train::checkpoint::Checkpoint;
+use crate::train::dense_loss::DenseLoss;
 use crate::train::fit::{FitHooks, FoldData};
 use crate::train::plc;
 use candle_core::Tensor;
@@ -106,6 +107,9 @@ pub struct FitState<'a> {
     pub labels: Vec<u32>,
     /// Set by whoever changes `labels`; the loop hands them to the loader.
     pub labels_changed: bool,
+    /// The dense training targets (soft labels, multi-label rows) as label
+    /// correction leaves them; None for class labels.
+    pub train_rows: Option<Vec<Vec<f32>>>,
     pub batch: BatchState,
     pub cancel_batch: bool,
     pub stop: bool,
@@ -280,19 +284,78 @@ pub(crate) fn apply_corrections(
             p_old: c.p_old as f64,
             p_new: c.p_new as f64,
             theta,
+            sets: None,
         });
     }
 }
 
-/// Softmax probabilities of the batch's logits, as rows.
+/// Switch each flipped class of a multi-label image on or off in every copy
+/// of the image, and report each change once with the image's label sets.
+pub(crate) fn apply_flips(
+    s: &mut FitState,
+    flips: &[plc::Flip],
+    copies: &[Vec<usize>],
+    step: usize,
+    theta: f64,
+) -> Result<()> {
+    let rows = s.train_rows.as_mut().ok_or_else(|| {
+        crate::error::Error::Internal("multi-label correction without label rows".into())
+    })?;
+    let set_of = |row: &[f32]| -> Vec<usize> { (0..row.len()).filter(|&c| row[c] > 0.5).collect() };
+    let mut events = Vec::new();
+    for f in flips {
+        let row = &rows[f.item];
+        // A copy of the image earlier in the list already flipped it.
+        if (row[f.class] > 0.5) == f.present {
+            continue;
+        }
+        let old = set_of(row);
+        for &i in &copies[f.item] {
+            rows[i][f.class] = if f.present { 1.0 } else { 0.0 };
+        }
+        events.push(Event::LabelCorrected {
+            fold: s.fold,
+            epoch: s.epoch,
+            step,
+            image: s.data.train[f.item].path.display().to_string(),
+            old: f.class,
+            new: f.class,
+            p_old: f.p_old as f64,
+            p_new: f.p_new as f64,
+            theta,
+            sets: Some(LabelSets {
+                old,
+                new: set_of(&rows[f.item]),
+            }),
+        });
+    }
+    for e in events {
+        s.hooks.event(e);
+    }
+    Ok(())
+}
+
+/// Whether the fold's targets are multi-label rows (sigmoid outputs).
+pub(crate) fn is_multi_label(s: &FitState) -> bool {
+    s.data
+        .dense_targets
+        .as_ref()
+        .is_some_and(|d| d.loss == DenseLoss::BinaryCrossEntropy)
+}
+
+/// The batch's probabilities as rows: sigmoid for multi-label, else softmax.
 pub(crate) fn batch_probs(s: &FitState) -> Result<Vec<Vec<f32>>> {
     let logits = s
         .batch
         .logits
         .as_ref()
-        .ok_or_else(|| crate::error::Error::Internal("no logits in after_step".into()))?;
-    Ok(
-        candle_nn::ops::softmax_last_dim(&logits.detach().to_dtype(candle_core::DType::F32)?)?
-            .to_vec2::<f32>()?,
-    )
+        .ok_or_else(|| crate::error::Error::Internal("no logits in after_step".into()))?
+        .detach()
+        .to_dtype(candle_core::DType::F32)?;
+    let probs = if is_multi_label(s) {
+        candle_nn::ops::sigmoid(&logits)?
+    } else {
+        candle_nn::ops::softmax_last_dim(&logits)?
+    };
+    Ok(probs.to_vec2::<f32>()?)
 }

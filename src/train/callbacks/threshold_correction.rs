@@ -2,8 +2,12 @@
 //! after every step past the warm-up, the batch's items whose prediction
 //! differs from their label by more than theta are relabelled. theta follows
 //! its schedule; a `SetTheta` re-anchors it, and the anchor is checkpointed.
+//! Multi-label items are corrected class by class on sigmoid outputs (`plc::flips`).
 
-use super::{Callback, FitState, apply_corrections, batch_probs, copies_by_image};
+use super::{
+    Callback, FitState, apply_corrections, apply_flips, batch_probs, copies_by_image,
+    is_multi_label,
+};
 use crate::error::Result;
 use crate::train::checkpoint::Checkpoint;
 use crate::train::fit::FoldData;
@@ -33,8 +37,13 @@ impl Callback for ThresholdCorrection {
             return Ok(());
         };
         let probs = batch_probs(s)?;
-        let corrected = plc::corrections(&probs, &s.batch.items, &s.labels, theta);
         let step = s.step;
+        if is_multi_label(s) {
+            let rows = s.train_rows.as_deref().unwrap_or_default();
+            let flips = plc::flips(&probs, &s.batch.items, rows, theta);
+            return apply_flips(s, &flips, &self.copies, step, theta);
+        }
+        let corrected = plc::corrections(&probs, &s.batch.items, &s.labels, theta);
         apply_corrections(s, &corrected, &self.copies, step, theta);
         Ok(())
     }
