@@ -63,6 +63,9 @@ fn skip_leaves_the_bad_files_out_and_names_each_once() {
             .filter(|l| l.starts_with("warning: skipped") && l.contains(bad))
             .count();
         assert_eq!(warnings, 1, "one warning for {bad}:\n{err}");
+        if bad == TRUNCATED {
+            assert!(err.contains("truncated"), "says why:\n{err}");
+        }
         let id = bad.trim_end_matches(".jpg");
         for file in ["oof.csv", "folds.csv"] {
             let text = std::fs::read_to_string(run_dir.join(file)).unwrap();

@@ -85,11 +85,11 @@ pub fn decode_scaled(
     // side; asking for exactly the reduced size selects 1/denom (checked below).
     let (sw, sh) = dec
         .scale(w as u16, h as u16)
-        .map_err(|e| decode_error(path, &e))?;
+        .map_err(|e| jpeg_error(path, &e))?;
     if (u32::from(sw), u32::from(sh)) != (w, h) {
         return Ok(None);
     }
-    let pixels = dec.decode().map_err(|e| decode_error(path, &e))?;
+    let pixels = dec.decode().map_err(|e| jpeg_error(path, &e))?;
     let gray = matches!(dec.info().map(|i| i.pixel_format), Some(PixelFormat::L8));
     let rgb = if gray {
         pixels.iter().flat_map(|&v| [v, v, v]).collect()
@@ -109,9 +109,19 @@ pub fn check_smallest(bytes: &[u8], path: &Path) -> Result<bool> {
         return Ok(false);
     }
     let mut dec = Decoder::new(bytes);
-    dec.scale(1, 1).map_err(|e| decode_error(path, &e))?;
-    dec.decode().map_err(|e| decode_error(path, &e))?;
+    dec.scale(1, 1).map_err(|e| jpeg_error(path, &e))?;
+    dec.decode().map_err(|e| jpeg_error(path, &e))?;
     Ok(true)
+}
+
+/// jpeg-decoder's error, in words: running out of bytes means truncation.
+fn jpeg_error(path: &Path, e: &jpeg_decoder::Error) -> Error {
+    match e {
+        jpeg_decoder::Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            decode_error(path, &"the file ends before the image data does: truncated")
+        }
+        other => decode_error(path, other),
+    }
 }
 
 /// The message of an undecodable file (the full decode's words).
