@@ -11,7 +11,11 @@
 //! upscaling the demo set's photos (in a temporary directory).
 //! orchard decodes each file once (cold epoch: decode + resize into the
 //! in-memory cache + augment); later epochs start from the cached u8 pixels.
-//! torchvision decodes with PIL in every epoch, as its DataLoader does.
+//! A JPEG at least twice the cached size on both sides is decoded at 1/2, 1/4
+//! or 1/8 scale in the IDCT (`data::jpeg_scaled`): the 2048x1365 ones at 1/4.
+//! torchvision decodes with PIL in every epoch, as its DataLoader does, at
+//! full size (`Image.open` + `convert("RGB")`, no `draft()`: the code a
+//! torchvision user writes).
 //!
 //! Env: ORCHARD_PYTHON (default `python3`) runs `benches/torch_pipeline.py`;
 //! RAYON_NUM_THREADS (default: all cores) sets orchard's threads and

@@ -80,10 +80,12 @@ impl TaskChoice {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnCorrupt {
-    /// Stop with a message naming the file.
+    /// Stop with a message naming the file (exit 2).
     #[default]
     Fail,
-    /// Report the file once and leave it out.
+    /// Decode every image once before the folds are made, warn about each
+    /// file that does not decode and leave its rows out (`data::scan`; the
+    /// list goes to `RUN_DIR/skipped.csv`).
     Skip,
 }
 
@@ -615,7 +617,7 @@ const KEY_DOCS: &[(&str, &str, &str)] = &[
     (
         "data",
         "on_corrupt",
-        "fail | skip: what to do with an image that cannot be decoded",
+        "fail | skip: what to do with an image that cannot be decoded (skip: checked before the folds are made, listed in the run's skipped.csv)",
     ),
     (
         "data",
@@ -1373,13 +1375,6 @@ impl RunConfig {
                     "use model.arch = one of {} for pretrained weights, or remove model.pretrained",
                     crate::models::transfer::PRETRAINED_ARCHS.join(", ")
                 ),
-            );
-        }
-        if self.data.on_corrupt == OnCorrupt::Skip {
-            return not_yet(
-                "data.on_corrupt",
-                "\"skip\"",
-                "remove or replace the corrupt images; use \"fail\"",
             );
         }
         if self.training.device != "cpu" {

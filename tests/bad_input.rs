@@ -222,11 +222,11 @@ fn data_given_where_train_expects_a_config() {
 fn a_feature_that_is_not_built_yet_is_refused_not_ignored() {
     let t = tempfile::tempdir().unwrap();
     let cfg = t.path().join("run.toml");
-    std::fs::write(&cfg, "[data]\non_corrupt = \"skip\"\n").unwrap();
+    std::fs::write(&cfg, "[training]\ndevice = \"cuda\"\n").unwrap();
     let run_dir = t.path().join("run");
     assert_exit2(
         &["train", s(&cfg), "--headless", "--run-dir", s(&run_dir)],
-        &["data.on_corrupt", "not available yet"],
+        &["training.device", "not available yet"],
     );
     assert!(!run_dir.exists());
 }

@@ -6,9 +6,9 @@
 //! thread; the dashboard's tokio loop receives its events over an unbounded
 //! channel whose sender works from any thread.
 
-use crate::config::{CorrectionMethod, RunConfig, TaskChoice};
+use crate::config::{CorrectionMethod, OnCorrupt, RunConfig, TaskChoice};
 use crate::data::sampling::{Resampling, class_counts};
-use crate::data::{Dataset, Folds, assign_folds};
+use crate::data::{Dataset, Folds, assign_folds, scan};
 use crate::error::{Error, Result};
 use crate::run::control::ControlServer;
 use crate::run::events::{Command, DatasetSummary, Event, Stamped, TOP_LOSSES, top_losses};
@@ -243,6 +243,17 @@ impl RunPlan {
                 dataset.source.display()
             )));
         }
+        // Undecodable images leave before the folds, so every later file
+        // (folds, OOF, checkpoints) is about the same images.
+        let skip = config.data.on_corrupt == OnCorrupt::Skip;
+        let (dataset, skipped) = if skip {
+            scan::drop_undecodable(dataset)?
+        } else {
+            (dataset, Vec::new())
+        };
+        for s in &skipped {
+            eprintln!("warning: skipped {}: {}", s.path.display(), s.reason);
+        }
         let folds = assign_folds(&dataset, config.folds.k, config.folds.seed)?;
         let resampling = Resampling::from_names(
             &dataset,
@@ -253,6 +264,9 @@ impl RunPlan {
         let run_dir = RunDir::create(run_path)?;
         run_dir.write_config(&config)?;
         run_dir.write_folds(&dataset, &folds)?;
+        if skip {
+            scan::write_skipped(&run_dir.file(scan::SKIPPED_FILE), &skipped)?;
+        }
         if let Some(rows) = &soft_targets {
             soft_labels::write_targets(&run_dir.file(soft_labels::TARGETS_FILE), &dataset, rows)?;
         }

@@ -8,7 +8,7 @@
 //! file again. Each batch is turned into a normalised NCHW f32 tensor only
 //! when it is needed.
 
-use crate::data::decode::{decode_rgb, resize_rgb};
+use crate::data::decode::{decode_resized, resize_rgb};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use candle_core::{Device, Tensor};
@@ -161,11 +161,7 @@ impl ImageSet {
         for chunk in samples.chunks(DECODE_CHUNK) {
             let decoded = chunk
                 .par_iter()
-                .map(|s| {
-                    let img = decode_rgb(&s.path)?;
-                    let (w, h) = dims(img.dimensions());
-                    Ok(resize_rgb(&img, w.max(1), h.max(1)))
-                })
+                .map(|s| decode_resized(&s.path, &dims))
                 .collect::<Result<Vec<_>>>()?;
             for img in decoded {
                 let bytes = img.as_raw().len();
