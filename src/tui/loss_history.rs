@@ -2,9 +2,8 @@
 //! loss, fastai's smoothed training loss, and the validation loss per epoch.
 //!
 //! Steps are 1-based here ("step 10" is the 10th batch of the fold, as the
-//! header counts), so an epoch's validation point sits on the x of the epoch's
-//! last batch, where fastai's `Recorder.plot_loss` puts it (at
-//! `len(losses)`, the number of batches done).
+//! header counts), so an epoch's validation point, placed at the number of
+//! batches done when the epoch ended, sits on the x of the epoch's last batch.
 
 /// fastai's `AvgSmoothLoss` default.
 pub const SMOOTHING_BETA: f64 = 0.98;
@@ -82,7 +81,7 @@ impl LossHistory {
             let newest = self.batches.len() - 1;
             let mut i = 0;
             self.batches.retain(|_| {
-                let keep = (newest - i) % 2 == 0;
+                let keep = (newest - i).is_multiple_of(2);
                 i += 1;
                 keep
             });

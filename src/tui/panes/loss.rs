@@ -170,7 +170,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         Paragraph::new(legend_line(app, legend.width, theme)),
         legend,
     );
-    render_chart(frame, chart, &series, x, y, app.log_scale, theme);
+    render_chart(frame, chart, &series, x, y, theme);
     if !spark.is_empty() {
         render_sparkline(frame, spark, app, theme);
     }
@@ -182,7 +182,6 @@ fn render_chart(
     series: &Series,
     x: [f64; 2],
     y: [f64; 2],
-    log_scale: bool,
     theme: &Theme,
 ) {
     let line = |data, style: Style| {
@@ -207,7 +206,7 @@ fn render_chart(
     ];
     // The labels are losses even on the log scale: ln(loss) means nothing to
     // a reader.
-    let label = |v: f64| loss_text(if log_scale { v.exp() } else { v });
+    let label = |v: f64| loss_text(if series.log_scale { v.exp() } else { v });
     let chart = Chart::new(datasets)
         // The steps are in the title: an x axis would cost two of few rows.
         .x_axis(Axis::default().bounds(x))
