@@ -482,3 +482,48 @@ fn lr_pane_marks_planned_and_done_resizes() {
     assert!(text.contains("size 96@e1 128@e3?"), "{text}");
     insta::assert_snapshot!("lr_pane_resizes_120x40", text);
 }
+
+/// The loss chart's three series and the sparkline are drawn in their roles'
+/// styles: the legend names, an epoch's validation dot, a raw-loss braille
+/// cell and a sparkline bar.
+#[test]
+fn loss_series_have_their_styles() {
+    let buffer = render(&recorded_app(), 120, 40);
+    let theme = Theme::default();
+    for (text, style) in [
+        ("batch 1.121", theme.loss),
+        ("smoothed 1.516", theme.loss_smoothed),
+        ("valid 1.209", theme.loss_valid),
+    ] {
+        let (x, y) = find(&buffer, text).unwrap_or_else(|| panic!("{text} on screen"));
+        assert_eq!(Some(buffer[(x, y)].fg), style.fg, "{text}");
+    }
+    // The loss pane: from its legend down to its bottom border.
+    let (left, top) = find(&buffer, "batch 1.121").unwrap();
+    let pane = |x: u16, y: u16| x >= left && x < left + 56 && y > top && y < top + 10;
+    let cells = || {
+        (0..buffer.area.height)
+            .flat_map(|y| (0..buffer.area.width).map(move |x| (x, y)))
+            .filter(|&(x, y)| pane(x, y))
+            .map(|p| &buffer[p])
+    };
+    let dots: Vec<_> = cells().filter(|c| c.symbol() == "•").collect();
+    assert_eq!(dots.len(), 2, "one dot per ended epoch");
+    assert!(dots.iter().all(|c| Some(c.fg) == theme.loss_valid.fg));
+    let braille = |c: &&ratatui::buffer::Cell| {
+        c.symbol()
+            .chars()
+            .next()
+            .is_some_and(|ch| ('\u{2801}'..='\u{28ff}').contains(&ch))
+    };
+    for role in [theme.loss, theme.loss_smoothed] {
+        assert!(
+            cells().filter(braille).any(|c| Some(c.fg) == role.fg),
+            "a braille cell in {role:?}"
+        );
+    }
+    assert!(
+        cells().any(|c| c.symbol() == "█" && Some(c.fg) == theme.loss.fg),
+        "the sparkline in the loss style"
+    );
+}

@@ -230,15 +230,32 @@ impl CorrectionsSync {
     }
 }
 
+/// The name of the thread the dashboard runs on (`run_dashboard_blocking`).
+pub const UI_THREAD: &str = "orchard-ui";
+
 /// `run_dashboard` on a current-thread tokio runtime of its own, for callers
 /// that are not async. Must not be called from inside a tokio runtime.
+///
+/// It runs on a thread named `UI_THREAD`, and the caller waits for it: so
+/// the dashboard's CPU time can be told apart from training's in
+/// `/proc/PID/task/*/stat` (benches/dashboard_overhead.rs measures it so).
+/// On Linux a thread inherits its creator's name, so the thread crossterm
+/// starts to wait for keys is counted with the dashboard too.
 pub fn run_dashboard_blocking(
     events: UnboundedReceiver<Stamped>,
     commands: Sender<Command>,
     options: DashboardOptions,
 ) -> io::Result<DashboardExit> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?
-        .block_on(run_dashboard(events, commands, options))
+    let ui = std::thread::Builder::new()
+        .name(UI_THREAD.into())
+        .spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .thread_name(UI_THREAD)
+                .build()?
+                .block_on(run_dashboard(events, commands, options))
+        })?;
+    // A panic of the dashboard stays a panic of the caller, as before.
+    ui.join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }

@@ -12,6 +12,7 @@ pub mod images;
 pub mod input;
 pub mod keymap;
 pub mod layout;
+pub mod loss_history;
 pub mod panes;
 pub mod state;
 pub mod terminal;

@@ -13,10 +13,9 @@ use crate::run::reviews::{CorrectionsFile, ReviewRow};
 use crate::run::{Command, DatasetSummary, Event, Stamped};
 
 use super::eta::StepTimer;
+use super::loss_history::LossHistory;
 use super::viewer::{TopLosses, ViewerState};
 
-/// How many batch losses of the current fold are kept (the sparkline shows fewer).
-const MAX_LOSSES: usize = 4096;
 /// How many warnings are kept; the oldest go first.
 const MAX_WARNINGS: usize = 200;
 /// Label corrections kept for the PLC log.
@@ -185,8 +184,8 @@ pub struct App {
     pub epoch: Option<usize>,
     /// 0-based step within the current fold of the latest batch.
     pub step: Option<usize>,
-    /// Batch losses of the current fold, oldest first.
-    pub losses: Vec<f64>,
+    /// The current fold's batch, smoothed and validation losses.
+    pub losses: LossHistory,
     /// Every ended epoch of the run.
     pub epochs: Vec<EpochRow>,
     pub fold_results: Vec<FoldResult>,
@@ -253,7 +252,7 @@ impl Default for App {
             n_valid: None,
             epoch: None,
             step: None,
-            losses: Vec::new(),
+            losses: LossHistory::default(),
             epochs: Vec::new(),
             fold_results: Vec::new(),
             confusion: None,
@@ -380,10 +379,7 @@ impl App {
                 self.epoch = Some(*epoch);
                 self.step = Some(*step);
                 self.fold_steps_done = step.saturating_add(1);
-                if self.losses.len() >= MAX_LOSSES {
-                    self.losses.drain(..MAX_LOSSES / 2);
-                }
-                self.losses.push(*loss);
+                self.losses.push_batch(*step, *loss);
                 self.timer.record(ev.time);
                 self.mark_running_if_waiting();
             }
@@ -408,6 +404,9 @@ impl App {
                 });
                 if !confusion.is_empty() {
                     self.confusion = Some(confusion.clone());
+                }
+                if Some(*fold) == self.fold {
+                    self.losses.push_valid(self.fold_steps_done, *valid_loss);
                 }
             }
             Event::FoldEnded {
@@ -716,6 +715,59 @@ pub(crate) mod tests {
             batch(102.0, 2, 1.8),
         ]);
         assert_eq!(app.eta_seconds(), Some(5.0));
+    }
+
+    fn epoch_ended(time: f64, fold: usize, epoch: usize, valid_loss: f64) -> Stamped {
+        stamped(
+            time,
+            Event::EpochEnded {
+                fold,
+                epoch,
+                train_loss: 1.0,
+                valid_loss,
+                accuracy: 0.5,
+                seconds: 1.0,
+                roc_auc: None,
+                confusion: Vec::new(),
+            },
+        )
+    }
+
+    #[test]
+    fn validation_loss_is_one_point_per_epoch_at_its_last_step() {
+        let fold_started = stamped(
+            0.5,
+            Event::FoldStarted {
+                fold: 0,
+                n_train: 16,
+                n_valid: 8,
+                train_counts: vec![8, 8],
+                steps_per_epoch: 2,
+            },
+        );
+        let app = App::from_events(&[
+            run_started(0.0),
+            fold_started,
+            batch(1.0, 0, 2.0),
+            batch(2.0, 1, 1.8),
+            epoch_ended(3.0, 0, 0, 1.7),
+            batch(4.0, 2, 1.5),
+            batch(5.0, 3, 1.4),
+            epoch_ended(6.0, 0, 1, 1.3),
+            // Another fold's epoch is not this fold's point.
+            epoch_ended(7.0, 1, 0, 9.9),
+        ]);
+        // Epoch 0 ended after 2 batches, epoch 1 after 4 (1-based steps).
+        assert_eq!(app.losses.valid, vec![(2, 1.7), (4, 1.3)]);
+        assert_eq!(
+            app.losses
+                .batches
+                .iter()
+                .map(|b| b.step)
+                .collect::<Vec<_>>(),
+            vec![1, 2, 3, 4]
+        );
+        assert_eq!(app.losses.last_loss(), Some(1.4));
     }
 
     #[test]

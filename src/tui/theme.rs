@@ -67,8 +67,13 @@ theme_roles! {
     current,
     /// The filled part of the progress gauge.
     gauge,
-    /// The loss sparkline.
+    /// The raw per-batch training loss: the loss chart's dim series (the noise
+    /// under the smoothed curve) and the sparkline of the newest batches.
     loss,
+    /// The loss chart's smoothed training loss (fastai's moving average).
+    loss_smoothed,
+    /// The loss chart's validation loss, one point per epoch.
+    loss_valid,
     /// The planned learning-rate curve.
     lr_curve,
     /// The marker at the current step on the learning-rate curve.
@@ -108,7 +113,9 @@ impl Theme {
             table_header: Style::new().fg(Color::Yellow).add_modifier(bold),
             current: Style::new().fg(Color::LightCyan).add_modifier(bold),
             gauge: Style::new().fg(Color::Green).bg(Color::Black),
-            loss: Style::new().fg(Color::LightMagenta),
+            loss: Style::new().fg(Color::Magenta),
+            loss_smoothed: Style::new().fg(Color::LightMagenta),
+            loss_valid: Style::new().fg(Color::LightGreen),
             lr_curve: Style::new().fg(Color::Blue),
             lr_marker: Style::new().fg(Color::LightYellow),
             share_bar: Style::new().fg(Color::Cyan),
