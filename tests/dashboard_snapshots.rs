@@ -262,6 +262,75 @@ fn confusion_diagonal_and_mistakes_have_their_styles() {
     assert_eq!(Some(buffer[in_matrix("83")].fg), theme.warning.fg);
 }
 
+/// The recorded run with label correction on and `n` corrections after it
+/// (the last one a multi-label style switch, to show label sets).
+fn app_with_corrections(n: usize) -> App {
+    let mut events = recorded_events();
+    let t0 = events.last().map_or(0.0, |e| e.time);
+    for i in 0..n {
+        let sets = (i + 1 == n).then(|| orchard::run::LabelSets {
+            old: vec![0, 2],
+            new: vec![2],
+        });
+        events.push(Stamped {
+            time: t0 + i as f64,
+            event: Event::LabelCorrected {
+                fold: 0,
+                epoch: 2,
+                step: 9 + i,
+                image: format!("/data/images/tux_{i:04}.jpg"),
+                old: i % 6,
+                new: (i + 1) % 6,
+                p_old: 0.125,
+                p_new: 0.75,
+                theta: 0.8 - 0.01 * i as f64,
+                sets,
+            },
+        });
+    }
+    let mut app = App::from_events(&events);
+    app.theta_keys = orchard::tui::ThetaKeys {
+        enabled: true,
+        start: 0.9,
+        end: 0.5,
+        ..Default::default()
+    };
+    app
+}
+
+#[test]
+fn plc_log_120x40_lists_corrections_newest_first_and_scrolls() {
+    let mut app = app_with_corrections(14);
+    // On a large screen the label-correction log is the second tab.
+    handle_action(&mut app, Action::NextTab);
+    let buffer = render(&app, 120, 40);
+    let text = screen_text(&buffer);
+    assert!(text.contains("θ 0.67"), "{text}");
+    assert!(text.contains("14 corrections"), "{text}");
+    // The newest first: the multi-label switch, with its sets.
+    let newest = find(&buffer, "tux_0013").expect("the newest correction").1;
+    let older = find(&buffer, "tux_0012").expect("the one before").1;
+    assert!(newest < older, "{text}");
+    assert!(text.contains("mammal fruit → fruit"), "{text}");
+    let theta_at = find(&buffer, "θ 0.67 · linear").expect("theta in the pane");
+    assert_eq!(Some(buffer[theta_at].fg), Theme::default().current.fg);
+    insta::assert_snapshot!("plc_log_120x40", text);
+    // `[` goes to older corrections, `]` back.
+    handle_action(&mut app, Action::PlcOlder);
+    let scrolled = screen_text(&render(&app, 120, 40));
+    assert!(!scrolled.contains("tux_0013") && scrolled.contains("tux_0008"), "{scrolled}");
+    handle_action(&mut app, Action::PlcNewer);
+    assert_eq!(screen_text(&render(&app, 120, 40)), text);
+}
+
+#[test]
+fn plc_log_says_when_label_correction_is_off() {
+    let mut app = recorded_app();
+    handle_action(&mut app, Action::NextTab);
+    let text = screen_text(&render(&app, 120, 40));
+    assert!(text.contains("Label correction is off for this run."), "{text}");
+}
+
 #[test]
 fn tab_cycles_through_the_shared_place() {
     let mut app = recorded_app();

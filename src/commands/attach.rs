@@ -62,8 +62,5 @@ fn run_image_paths(config: &RunConfig) -> HashMap<String, PathBuf> {
 
 /// Where `+`/`-` start and how far they step: the run's `[label_correction]`.
 pub fn theta_keys(config: &RunConfig) -> ThetaKeys {
-    ThetaKeys {
-        start: config.label_correction.theta_start,
-        step: config.label_correction.theta_step,
-    }
+    ThetaKeys::from_config(&config.label_correction)
 }

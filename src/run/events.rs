@@ -38,10 +38,6 @@ pub struct DatasetSummary {
     pub class_counts: Vec<usize>,
 }
 
-/// Something that happened in a run.
-// RunStarted is large (it carries the planned schedule) but is sent once per run;
-// boxing it would only make every match noisier.
-#[allow(clippy::large_enum_variant)]
 /// A multi-label image's classes (indices) before and after a correction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LabelSets {
@@ -49,6 +45,10 @@ pub struct LabelSets {
     pub new: Vec<usize>,
 }
 
+/// Something that happened in a run.
+// RunStarted is large (it carries the planned schedule) but is sent once per run;
+// boxing it would only make every match noisier.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {

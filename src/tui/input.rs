@@ -15,6 +15,9 @@ use super::state::{App, Overlay, RunState};
 const TAB_CYCLE: usize = 720_720;
 
 /// Apply a key to the state; returns the command to send to the engine, if any.
+/// How many rows `[` / `]` move the PLC log.
+const PLC_PAGE: usize = 5;
+
 pub fn handle_key(app: &mut App, keymap: &Keymap, key: &KeyEvent) -> Option<Command> {
     let context = match app.overlay {
         Overlay::ConfirmStop => Context::ConfirmStop,
@@ -64,6 +67,15 @@ pub fn handle_action(app: &mut App, action: Action) -> Option<Command> {
         }
         Action::ToggleLogScale => {
             app.log_scale = !app.log_scale;
+            None
+        }
+        Action::PlcOlder => {
+            let last = app.corrections.len().saturating_sub(1);
+            app.plc_scroll = (app.plc_scroll + PLC_PAGE).min(last);
+            None
+        }
+        Action::PlcNewer => {
+            app.plc_scroll = app.plc_scroll.saturating_sub(PLC_PAGE);
             None
         }
         Action::ToggleHelp => {
@@ -273,6 +285,7 @@ mod tests {
         app.theta_keys = ThetaKeys {
             start: 0.9,
             step: 0.05,
+            ..ThetaKeys::default()
         };
         assert_eq!(
             press(&mut app, '+'),

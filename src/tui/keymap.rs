@@ -40,6 +40,9 @@ pub enum Action {
     PrevTab,
     /// The loss pane: log scale on/off.
     ToggleLogScale,
+    /// The PLC log: older / newer corrections.
+    PlcOlder,
+    PlcNewer,
     ToggleHelp,
     CloseOverlay,
     /// "yes" in the stop question.
@@ -325,6 +328,22 @@ pub const ACTIONS: &[ActionInfo] = &[
         hint: "",
         help: "loss chart: log scale on/off",
         default_keys: &[Key::plain('l')],
+    },
+    ActionInfo {
+        action: Action::PlcOlder,
+        context: Context::Main,
+        name: "plc_older",
+        hint: "",
+        help: "label-correction log: scroll to older corrections",
+        default_keys: &[Key::plain('['), Key::code(KeyCode::PageUp)],
+    },
+    ActionInfo {
+        action: Action::PlcNewer,
+        context: Context::Main,
+        name: "plc_newer",
+        hint: "",
+        help: "label-correction log: scroll to newer corrections",
+        default_keys: &[Key::plain(']'), Key::code(KeyCode::PageDown)],
     },
     ActionInfo {
         action: Action::ToggleHelp,

@@ -149,21 +149,38 @@ pub struct ResizeMark {
     pub size: u32,
 }
 
-/// What `+`/`-` start from and how far they move label correction's theta:
-/// the run's `label_correction.theta_start` and `theta_step`.
+/// The run's `[label_correction]` as the dashboard needs it: what `+`/`-`
+/// start from and how far they move theta, and the schedule the PLC pane shows.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ThetaKeys {
     pub start: f64,
     pub step: f64,
+    pub enabled: bool,
+    pub end: f64,
+    /// Share of the fold's steps before the first correction.
+    pub warmup: f64,
+    pub schedule: crate::config::ThetaSchedule,
+    pub method: crate::config::CorrectionMethod,
 }
 
 impl Default for ThetaKeys {
     /// The defaults of `[label_correction]`.
     fn default() -> Self {
         let plc = crate::config::LabelCorrectionConfig::default();
+        ThetaKeys::from_config(&plc)
+    }
+}
+
+impl ThetaKeys {
+    pub fn from_config(plc: &crate::config::LabelCorrectionConfig) -> Self {
         ThetaKeys {
             start: plc.theta_start,
             step: plc.theta_step,
+            enabled: plc.enabled,
+            end: plc.theta_end,
+            warmup: plc.warmup,
+            schedule: plc.schedule,
+            method: plc.method,
         }
     }
 }
@@ -217,6 +234,8 @@ pub struct App {
     pub tab: usize,
     /// The loss pane plots ln(loss) (key `l`).
     pub log_scale: bool,
+    /// The PLC log shows corrections this many rows back from the newest.
+    pub plc_scroll: usize,
     /// Time of `RunStarted` (seconds since the Unix epoch).
     pub started_at: Option<f64>,
     /// Time of the latest event; "now" as far as the screen knows, which keeps
@@ -270,6 +289,7 @@ impl Default for App {
             theta_keys: ThetaKeys::default(),
             tab: 0,
             log_scale: false,
+            plc_scroll: 0,
             started_at: None,
             last_event_at: None,
             top_losses: None,
