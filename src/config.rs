@@ -267,6 +267,15 @@ pub struct TrainingConfig {
     pub lookahead_alpha: f64,
     /// Clip the gradients' global L2 norm to this (torch's `clip_grad_norm_`); none if absent.
     pub grad_clip: Option<f64>,
+    /// Multi-label: a class's weight on the positive term of its binary
+    /// cross-entropy (torch's `pos_weight`): `{ defective = 3.0 }`; 1 for the rest.
+    pub pos_weight: BTreeMap<String, f64>,
+    /// Multi-label: a class counts as predicted when its sigmoid is above
+    /// this (accuracy_multi's and F-beta's `thresh`).
+    pub multi_label_threshold: f64,
+    /// Multi-label: beta of the F-beta reported after each epoch (fastai's
+    /// `FBetaMulti(beta, average='samples')`).
+    pub f_beta: f64,
     /// Label smoothing eps of the cross-entropy (fastai's
     /// `LabelSmoothingCrossEntropy(eps)`; 0 = plain cross-entropy).
     pub label_smoothing: f64,
@@ -334,6 +343,9 @@ impl Default for TrainingConfig {
             lookahead_k: 6,
             lookahead_alpha: 0.5,
             grad_clip: None,
+            pos_weight: BTreeMap::new(),
+            multi_label_threshold: 0.5,
+            f_beta: 1.0,
             label_smoothing: 0.0,
             seed: 42,
             device: "cpu".into(),
@@ -767,6 +779,21 @@ const KEY_DOCS: &[(&str, &str, &str)] = &[
         "training",
         "grad_clip",
         "clip the gradients' global L2 norm to this before each step (fastai's GradientClip; absent: no clipping)",
+    ),
+    (
+        "training",
+        "pos_weight",
+        "multi-label only: a class's weight on the positive term of its BCE (torch's pos_weight), e.g. { defective = 3.0 }; unlisted classes 1",
+    ),
+    (
+        "training",
+        "multi_label_threshold",
+        "multi-label only: a class is predicted when its sigmoid is above this, for accuracy and F-beta (fastai: 0.5)",
+    ),
+    (
+        "training",
+        "f_beta",
+        "multi-label only: beta of the F-beta (average over samples, fastai's FBetaMulti) reported each epoch; 1 = F1",
     ),
     (
         "training",
@@ -1286,6 +1313,25 @@ impl RunConfig {
             && !(c.is_finite() && c > 0.0)
         {
             return bad("grad_clip", format!("is {c}, expected a number > 0"));
+        }
+        if !(t.multi_label_threshold > 0.0 && t.multi_label_threshold < 1.0) {
+            return bad(
+                "multi_label_threshold",
+                format!("is {}, expected a value in (0, 1)", t.multi_label_threshold),
+            );
+        }
+        if !(t.f_beta.is_finite() && t.f_beta > 0.0) {
+            return bad("f_beta", format!("is {}, expected a number > 0", t.f_beta));
+        }
+        if let Some((class, w)) = t
+            .pos_weight
+            .iter()
+            .find(|(_, w)| !(w.is_finite() && **w > 0.0))
+        {
+            return bad(
+                &format!("pos_weight.{class}"),
+                format!("is {w}, expected a number > 0"),
+            );
         }
         if !(0.0..1.0).contains(&t.label_smoothing) {
             return bad(

@@ -240,6 +240,7 @@ fn confusion_diagonal_and_mistakes_have_their_styles() {
             accuracy: 0.5,
             seconds: 1.0,
             roc_auc: None,
+            f_beta: None,
             confusion,
         },
     });
@@ -318,7 +319,10 @@ fn plc_log_120x40_lists_corrections_newest_first_and_scrolls() {
     // `[` goes to older corrections, `]` back.
     handle_action(&mut app, Action::PlcOlder);
     let scrolled = screen_text(&render(&app, 120, 40));
-    assert!(!scrolled.contains("tux_0013") && scrolled.contains("tux_0008"), "{scrolled}");
+    assert!(
+        !scrolled.contains("tux_0013") && scrolled.contains("tux_0008"),
+        "{scrolled}"
+    );
     handle_action(&mut app, Action::PlcNewer);
     assert_eq!(screen_text(&render(&app, 120, 40)), text);
 }
@@ -328,7 +332,10 @@ fn plc_log_says_when_label_correction_is_off() {
     let mut app = recorded_app();
     handle_action(&mut app, Action::NextTab);
     let text = screen_text(&render(&app, 120, 40));
-    assert!(text.contains("Label correction is off for this run."), "{text}");
+    assert!(
+        text.contains("Label correction is off for this run."),
+        "{text}"
+    );
 }
 
 #[test]

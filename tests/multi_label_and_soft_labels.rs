@@ -60,6 +60,14 @@ fn multi_label_data_trains_with_sigmoid_outputs_and_predicts() {
     let (code, out, err) = small_run(&data, &run_dir, &["--fold", "0"]);
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
     assert!(out.contains("run completed"), "{out}");
+    // Each epoch reports the F-beta (F1 by default) beside the accuracy.
+    let f: f64 = out
+        .split("f_beta ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no f_beta in {out}"));
+    assert!((0.0..=1.0).contains(&f), "{out}");
     // The run says which task it trained.
     let cfg = orchard::config::RunConfig::load(&run_dir.join("config.toml")).unwrap();
     assert_eq!(cfg.data.task, orchard::config::TaskChoice::MultiLabel);
@@ -205,6 +213,55 @@ fn multi_label_label_correction_flips_classes_and_exports_label_sets() {
             assert_eq!(got, want, "{line}");
         }
     }
+}
+
+#[test]
+fn pos_weight_weighs_classes_of_multi_label_data_and_is_checked() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    multi_label_dataset(&data);
+    let with = |name: &str, toml: &str| {
+        let cfg = t.path().join(format!("{name}.toml"));
+        std::fs::write(&cfg, toml).unwrap();
+        let run_dir = t.path().join(name);
+        let out = small_run(&data, &run_dir, &[cfg.to_str().unwrap(), "--fold", "0"]);
+        (out, run_dir)
+    };
+    let valid_loss = |out: &str| -> String {
+        // The epoch row: epoch, train_loss, valid_loss, ...
+        let row = out
+            .lines()
+            .find(|l| l.starts_with("0 "))
+            .unwrap_or_else(|| panic!("no epoch row in {out}"));
+        row.split_whitespace().nth(2).unwrap().to_string()
+    };
+    let ((code, plain, err), _) = with("plain", "");
+    assert_eq!(code, 0, "{plain}{err}");
+    let ((code, weighted, err), _) = with("weighted", "[training]\npos_weight = { red = 4.0 }\n");
+    assert_eq!(code, 0, "{weighted}{err}");
+    // Same seed and data: only the loss's weight differs.
+    assert_ne!(
+        valid_loss(&plain),
+        valid_loss(&weighted),
+        "{plain}\n{weighted}"
+    );
+
+    let ((code, _, err), dir) = with("unknown", "[training]\npos_weight = { purple = 2.0 }\n");
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("pos_weight.purple") && err.contains("red, green, blue"),
+        "{err}"
+    );
+    assert!(!dir.exists());
+    let ((code, _, err), _) = with("negative", "[training]\npos_weight = { red = -1.0 }\n");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("pos_weight.red"), "{err}");
+    let single = one_hot_dataset(&t.path().join("single"), &["a", "b"], &[6, 6]);
+    let cfg = t.path().join("unknown.toml");
+    std::fs::write(&cfg, "[training]\npos_weight = { a = 2.0 }\n").unwrap();
+    let (code, _, err) = small_run(&single, &t.path().join("s"), &[cfg.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("single-label"), "{err}");
 }
 
 #[test]

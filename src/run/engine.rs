@@ -227,6 +227,28 @@ pub struct RunPlan {
     pub interactive: bool,
 }
 
+/// `training.pos_weight` weighs classes of multi-label data, by name.
+fn check_pos_weight(config: &RunConfig, dataset: &Dataset) -> Result<()> {
+    let weights = &config.training.pos_weight;
+    if weights.is_empty() {
+        return Ok(());
+    }
+    if !dataset.task.is_multi_label() {
+        return Err(Error::input(format!(
+            "{}: training.pos_weight weighs the binary cross-entropy of multi-label data, but this data set is single-label\nfix: remove training.pos_weight (for imbalanced single-label data use folds.oversample)",
+            dataset.source.display()
+        )));
+    }
+    if let Some(name) = weights.keys().find(|k| !dataset.classes.contains(k)) {
+        return Err(Error::input(format!(
+            "config key training.pos_weight.{name}: no class of that name in {}\nfix: use one of: {}",
+            dataset.source.display(),
+            dataset.classes.join(", ")
+        )));
+    }
+    Ok(())
+}
+
 impl RunPlan {
     /// Check the config against the data and assign folds; only then create
     /// the run directory (so bad input leaves nothing behind) and write
@@ -254,6 +276,7 @@ impl RunPlan {
         for s in &skipped {
             eprintln!("warning: skipped {}: {}", s.path.display(), s.reason);
         }
+        check_pos_weight(&config, &dataset)?;
         let folds = assign_folds(&dataset, config.folds.k, config.folds.seed)?;
         let resampling = Resampling::from_names(
             &dataset,
@@ -309,7 +332,17 @@ impl RunPlan {
                 None => train_rows(&multi_hot),
             };
             let valid = valid.iter().map(|&i| multi_hot(i)).collect();
-            return Some(DenseTargets::multi_label(train, valid));
+            let mut targets = DenseTargets::multi_label(train, valid);
+            let weights = &self.config.training.pos_weight;
+            if !weights.is_empty() {
+                targets.pos_weight = Some(
+                    ds.classes
+                        .iter()
+                        .map(|c| weights.get(c).copied().unwrap_or(1.0) as f32)
+                        .collect(),
+                );
+            }
+            return Some(targets);
         }
         soft.map(|rows| DenseTargets::soft(train_rows(&|i| rows[i].clone())))
     }

@@ -95,6 +95,9 @@ pub enum Event {
         mom: f64,
     },
     EpochEnded {
+        /// Multi-label runs: F-beta (samples average) at `training.f_beta`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        f_beta: Option<f64>,
         fold: usize,
         epoch: usize,
         train_loss: f64,

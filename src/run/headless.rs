@@ -44,11 +44,13 @@ pub fn format_event(ev: &Event) -> Option<String> {
             accuracy,
             seconds,
             roc_auc,
+            f_beta,
             ..
         } => Some(format!(
-            "{epoch:<6} {train_loss:<11.6} {valid_loss:<11.6} {accuracy:<9.6} {:<9} {}",
+            "{epoch:<6} {train_loss:<11.6} {valid_loss:<11.6} {accuracy:<9.6} {:<9} {}{}",
             roc_auc.map_or("-".to_string(), |a| format!("{a:.6}")),
-            mm_ss(*seconds)
+            mm_ss(*seconds),
+            f_beta.map_or(String::new(), |f| format!("  f_beta {f:.6}"))
         )),
         Event::Paused { step } => Some(format!("paused at step {step}")),
         Event::Resumed { step } => Some(format!("resumed at step {step}")),
@@ -102,12 +104,30 @@ mod tests {
             accuracy: 0.5,
             seconds: 75.4,
             roc_auc: Some(0.875),
+            f_beta: None,
             confusion: vec![],
         })
         .unwrap();
         assert_eq!(
             line,
             "3      1.500000    1.250000    0.500000  0.875000  01:15"
+        );
+        // A multi-label epoch adds its F-beta.
+        let line = format_event(&Event::EpochEnded {
+            fold: 0,
+            epoch: 0,
+            train_loss: 0.5,
+            valid_loss: 0.25,
+            accuracy: 0.75,
+            seconds: 3.0,
+            roc_auc: None,
+            f_beta: Some(0.625),
+            confusion: vec![],
+        })
+        .unwrap();
+        assert_eq!(
+            line,
+            "0      0.500000    0.250000    0.750000  -         00:03  f_beta 0.625000"
         );
     }
 }

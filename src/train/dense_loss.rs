@@ -25,6 +25,9 @@ pub struct DenseTargets {
     /// the model trains on).
     pub valid: Option<Vec<Vec<f32>>>,
     pub loss: DenseLoss,
+    /// Multi-label: each class's weight on its positive term (torch's
+    /// `pos_weight`, `training.pos_weight`); None = 1 for every class.
+    pub pos_weight: Option<Vec<f32>>,
 }
 
 impl DenseTargets {
@@ -34,6 +37,7 @@ impl DenseTargets {
             train,
             valid: None,
             loss: DenseLoss::SoftmaxCrossEntropy,
+            pos_weight: None,
         }
     }
 
@@ -43,6 +47,7 @@ impl DenseTargets {
             train,
             valid: Some(valid),
             loss: DenseLoss::BinaryCrossEntropy,
+            pos_weight: None,
         }
     }
 }
@@ -99,6 +104,7 @@ pub fn dense_training_loss(
     mix: Option<&Mixed>,
     smoothing: f64,
     loss: DenseLoss,
+    pos_weight: Option<&[f32]>,
 ) -> Result<Tensor> {
     let mut t = match mix {
         Some(m) => mix_targets(targets, m)?,
@@ -113,7 +119,10 @@ pub fn dense_training_loss(
             soft_target_cross_entropy(logits, &t, Reduction::Mean)
         }
         DenseLoss::BinaryCrossEntropy => {
-            bce_with_logits(logits, &t, smoothing, None, Reduction::Mean)
+            let weight = pos_weight
+                .map(|w| Tensor::from_slice(w, w.len(), logits.device()))
+                .transpose()?;
+            bce_with_logits(logits, &t, smoothing, weight.as_ref(), Reduction::Mean)
         }
     }
 }
@@ -155,8 +164,15 @@ mod tests {
             for eps in [0.0, 0.1] {
                 let want = scalar(&training_loss(&logits(), &y, mix, eps).unwrap());
                 let got = scalar(
-                    &dense_training_loss(&logits(), &t, mix, eps, DenseLoss::SoftmaxCrossEntropy)
-                        .unwrap(),
+                    &dense_training_loss(
+                        &logits(),
+                        &t,
+                        mix,
+                        eps,
+                        DenseLoss::SoftmaxCrossEntropy,
+                        None,
+                    )
+                    .unwrap(),
                 );
                 assert!(
                     (got - want).abs() < 1e-6,
@@ -205,6 +221,7 @@ mod tests {
                 Some(&mix),
                 0.1,
                 DenseLoss::BinaryCrossEntropy,
+                None,
             )
             .unwrap(),
         );
@@ -224,5 +241,59 @@ mod tests {
         }
         let want = sum / 12.0;
         assert!((got - want).abs() < 1e-5, "{got} vs {want}");
+    }
+
+    #[test]
+    fn pos_weight_multiplies_each_class_positive_term() {
+        // mean over cells of -(w_c * t * ln s(x) + (1 - t) * ln(1 - s(x))), by hand in f64.
+        let rows = vec![vec![1.0, 0.0, 1.0], vec![0.0, 1.0, 1.0]];
+        let items = [0, 1, 1, 0];
+        let t = batch_targets(&rows, &items, &Device::Cpu).unwrap();
+        let w = [3.0f32, 1.0, 0.5];
+        let got = scalar(
+            &dense_training_loss(
+                &logits(),
+                &t,
+                None,
+                0.0,
+                DenseLoss::BinaryCrossEntropy,
+                Some(&w),
+            )
+            .unwrap(),
+        );
+        let x = logits().to_vec2::<f32>().unwrap();
+        let mut sum = 0.0;
+        for (r, &item) in items.iter().enumerate() {
+            for c in 0..3 {
+                let (xv, tv) = (x[r][c] as f64, rows[item][c] as f64);
+                let s = 1.0 / (1.0 + (-xv).exp());
+                sum -= w[c] as f64 * tv * s.ln() + (1.0 - tv) * (1.0 - s).ln();
+            }
+        }
+        let want = sum / 12.0;
+        assert!((got - want).abs() < 1e-5, "{got} vs {want}");
+        let unweighted = scalar(
+            &dense_training_loss(
+                &logits(),
+                &t,
+                None,
+                0.0,
+                DenseLoss::BinaryCrossEntropy,
+                None,
+            )
+            .unwrap(),
+        );
+        let ones = scalar(
+            &dense_training_loss(
+                &logits(),
+                &t,
+                None,
+                0.0,
+                DenseLoss::BinaryCrossEntropy,
+                Some(&[1.0; 3]),
+            )
+            .unwrap(),
+        );
+        assert!((unweighted - ones).abs() < 1e-7 && (unweighted - got).abs() > 1e-3);
     }
 }

@@ -434,7 +434,7 @@ pub fn fit_fold_with(
             &valid_set,
             t,
             &device,
-            multi_label_rows(data),
+            data.dense_targets.as_ref(),
             &truth,
         )?);
         callbacks.call(Point::AfterValidate, &mut s)?;
@@ -513,6 +513,7 @@ fn plain_loss(s: &FitState, device: &Device) -> Result<Tensor> {
             None,
             smoothing,
             d.loss,
+            d.pos_weight.as_deref(),
         ),
         _ => {
             let y = s
@@ -637,9 +638,11 @@ fn validate(
     set: &ImageSet,
     t: &TrainingConfig,
     device: &Device,
-    multi_label: Option<&[Vec<f32>]>,
+    dense: Option<&DenseTargets>,
     truth: &[Vec<bool>],
 ) -> Result<Validation> {
+    let multi_label = dense.and_then(|d| d.valid.as_deref());
+    let pos_weight = dense.and_then(|d| d.pos_weight.as_deref());
     let mut loss_sum = 0.0;
     let mut correct = 0usize;
     let mut probs = Vec::with_capacity(set.len());
@@ -658,6 +661,7 @@ fn validate(
                 None,
                 t.label_smoothing,
                 DenseLoss::BinaryCrossEntropy,
+                pos_weight,
             )?
         } else if t.label_smoothing > 0.0 {
             training_loss(&logits, &y, None, t.label_smoothing)?
@@ -680,9 +684,22 @@ fn validate(
     }
     let n = set.len() as f64;
     let n_classes = probs.first().map_or(0, Vec::len);
+    let threshold = t.multi_label_threshold;
+    let probabilities = metrics::ScoreKind::Probabilities;
+    let f_beta = match multi_label {
+        Some(_) if probs.iter().flatten().all(|p| p.is_finite()) => Some(metrics::fbeta_multi(
+            &probs,
+            truth,
+            t.f_beta,
+            threshold,
+            probabilities,
+            metrics::FBetaAverage::Samples,
+        )?),
+        _ => None,
+    };
     let (accuracy, confusion) = match multi_label {
         Some(_) => (
-            metrics::accuracy_multi(&probs, truth, 0.5, metrics::ScoreKind::Probabilities)?,
+            metrics::accuracy_multi(&probs, truth, threshold, probabilities)?,
             Vec::new(),
         ),
         None => (
@@ -694,6 +711,7 @@ fn validate(
         loss: loss_sum / n,
         accuracy,
         roc_auc: roc_auc_of(&probs, truth)?,
+        f_beta,
         confusion,
         probs,
     })
@@ -1303,6 +1321,7 @@ mod tests {
                 train: rows.clone(),
                 valid: Some(one_hot(&valid)),
                 loss: DenseLoss::BinaryCrossEntropy,
+                pos_weight: None,
             }),
         };
         let mut cfg = tiny_config(6, 3e-3);

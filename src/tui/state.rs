@@ -412,6 +412,7 @@ impl App {
                 seconds,
                 roc_auc,
                 confusion,
+                ..
             } => {
                 self.epochs.push(EpochRow {
                     fold: *fold,
@@ -748,6 +749,7 @@ pub(crate) mod tests {
                 accuracy: 0.5,
                 seconds: 1.0,
                 roc_auc: None,
+                f_beta: None,
                 confusion: Vec::new(),
             },
         )

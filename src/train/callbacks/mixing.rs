@@ -26,7 +26,8 @@ impl Callback for MixHandler {
         let loss = match (&s.data.dense_targets, &s.train_rows) {
             (Some(d), Some(rows)) => {
                 let targets = batch_targets(rows, &s.batch.items, logits.device())?;
-                dense_training_loss(logits, &targets, Some(mix), smoothing, d.loss)?
+                let weight = d.pos_weight.as_deref();
+                dense_training_loss(logits, &targets, Some(mix), smoothing, d.loss, weight)?
             }
             _ => {
                 let y = s

@@ -62,6 +62,8 @@ pub struct Validation {
     pub accuracy: f64,
     /// Mean column-wise ROC AUC, if defined.
     pub roc_auc: Option<f64>,
+    /// Multi-label: F-beta over samples at the configured beta and threshold.
+    pub f_beta: Option<f64>,
     /// Rows = truth, columns = prediction; empty for multi-label.
     pub confusion: Vec<Vec<usize>>,
     /// Every validation item's probabilities, in `FoldData::valid` order.

@@ -77,6 +77,7 @@ impl Callback for ProgressReport {
             accuracy: v.accuracy,
             seconds,
             roc_auc: v.roc_auc,
+            f_beta: v.f_beta,
             confusion: v.confusion.clone(),
         };
         s.hooks.event(event);

@@ -39,13 +39,21 @@ fn lines(app: &App, theme: &Theme, rows: usize) -> Vec<Line<'static>> {
         (_, ThetaSchedule::Constant) => format!("constant after {:.0}% warm-up", k.warmup * 100.0),
         (_, s) => format!(
             "{} {:.2}→{:.2} after {:.0}% warm-up",
-            if s == ThetaSchedule::Cosine { "cosine" } else { "linear" },
+            if s == ThetaSchedule::Cosine {
+                "cosine"
+            } else {
+                "linear"
+            },
             k.start,
             k.end,
             k.warmup * 100.0
         ),
     };
-    let name = if k.method == CorrectionMethod::Ratio { "delta" } else { "θ" };
+    let name = if k.method == CorrectionMethod::Ratio {
+        "delta"
+    } else {
+        "θ"
+    };
     out.push(Line::from(vec![
         Span::styled(format!("{name} {now:.2} "), theme.current),
         Span::styled(format!("· {schedule} · ±{:.2}", k.step), theme.muted),
