@@ -17,7 +17,7 @@ use crate::train::batches::{ImageSet, training_batches, validation_batches};
 use crate::train::callbacks::{
     BatchState, Callback, Callbacks, FitState, GradientClip, MixHandler, NonFiniteGuard, Point,
     ProgressReport, ProgressiveResizing, RatioCorrection, Steering, ThresholdCorrection,
-    Validation,
+    Validation, batch_loss,
 };
 use crate::train::checkpoint::{self, Checkpoint, Progress};
 use crate::train::dense_loss::{DenseLoss, DenseTargets, batch_targets, dense_training_loss};
@@ -386,7 +386,7 @@ pub fn fit_fold_with(
             callbacks.call(Point::AfterPred, &mut s)?;
             let loss_t = match s.batch.loss.take() {
                 Some(loss) => loss,
-                None => plain_loss(&s, &device)?,
+                None => plain_loss(&s)?,
             };
             s.batch.loss_value = loss_t.to_scalar::<f32>()? as f64;
             callbacks.call(Point::AfterLoss, &mut s)?;
@@ -494,36 +494,13 @@ pub fn fit_fold_with(
 /// The loss when no callback set one: (label-smoothed) cross-entropy of the
 /// classes, or the dense targets' loss. A mixed batch must have had its loss
 /// set by `MixHandler`.
-fn plain_loss(s: &FitState, device: &Device) -> Result<Tensor> {
+fn plain_loss(s: &FitState) -> Result<Tensor> {
     if s.batch.mix.is_some() {
         return Err(Error::Internal(
             "a mixed batch reached the loss without MixHandler".into(),
         ));
     }
-    let logits = s
-        .batch
-        .logits
-        .as_ref()
-        .ok_or_else(|| Error::Internal("no logits for the loss".into()))?;
-    let smoothing = s.cfg.training.label_smoothing;
-    match (&s.data.dense_targets, &s.train_rows) {
-        (Some(d), Some(rows)) => dense_training_loss(
-            logits,
-            &batch_targets(rows, &s.batch.items, device)?,
-            None,
-            smoothing,
-            d.loss,
-            d.pos_weight.as_deref(),
-        ),
-        _ => {
-            let y = s
-                .batch
-                .y
-                .as_ref()
-                .ok_or_else(|| Error::Internal("no targets for the loss".into()))?;
-            training_loss(logits, y, None, smoothing)
-        }
-    }
+    batch_loss(s, None)
 }
 
 /// A checkpoint must be of this fold and of a run with the same number of epochs.
@@ -1229,6 +1206,45 @@ mod tests {
         );
     }
 
+    /// Threshold PLC on `tiny_config(6, 3e-3)`: warm-up 0.3, theta 0.3 -> 0.1.
+    fn threshold_plc_config() -> RunConfig {
+        let mut cfg = tiny_config(6, 3e-3);
+        cfg.label_correction.enabled = true;
+        cfg.label_correction.warmup = 0.3;
+        cfg.label_correction.theta_start = 0.3;
+        cfg.label_correction.theta_end = 0.1;
+        cfg.validate().unwrap();
+        cfg
+    }
+
+    /// Training index of each image path, as events name them.
+    fn train_index(data: &FoldData) -> std::collections::HashMap<String, usize> {
+        data.train
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.path.display().to_string(), i))
+            .collect()
+    }
+
+    /// A fold stopped before step `stop_at` and resumed from `ckpt` ends with
+    /// the probabilities and training loss of the uninterrupted run `whole`.
+    fn assert_resumes_as_whole(
+        cfg: &RunConfig,
+        data: &FoldData,
+        ckpt: &Path,
+        stop_at: usize,
+        whole: &FitResult,
+    ) {
+        let mut first = Recorder {
+            stop_at: Some(stop_at),
+            ..Default::default()
+        };
+        fit_fold(cfg, 0, data, &mut first, Some(ckpt)).unwrap();
+        let resumed = fit_fold(cfg, 0, data, &mut Recorder::default(), Some(ckpt)).unwrap();
+        assert_eq!(resumed.valid_probs, whole.valid_probs);
+        assert_eq!(resumed.train_loss.to_bits(), whole.train_loss.to_bits());
+    }
+
     #[test]
     fn label_correction_follows_its_rule_keeps_its_labels_and_survives_resume() {
         let dir = tempfile::tempdir().unwrap();
@@ -1242,23 +1258,13 @@ mod tests {
             num_classes: 2,
             dense_targets: None,
         };
-        let mut cfg = tiny_config(6, 3e-3);
-        cfg.label_correction.enabled = true;
-        cfg.label_correction.warmup = 0.3;
-        cfg.label_correction.theta_start = 0.3;
-        cfg.label_correction.theta_end = 0.1;
-        cfg.validate().unwrap();
+        let cfg = threshold_plc_config();
         let ckpt = dir.path().join("plc.safetensors");
         let mut rec = Recorder::default();
         let whole = fit_fold(&cfg, 0, &data, &mut rec, Some(&ckpt)).unwrap();
         // Replay the log: each correction starts from the label the item had
         // then, obeys the rule, and is past the warm-up (ceil(0.3 * 24) = 8).
-        let index: std::collections::HashMap<String, usize> = data
-            .train
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.path.display().to_string(), i))
-            .collect();
+        let index = train_index(&data);
         let mut labels: Vec<u32> = data.train.iter().map(|s| s.class as u32).collect();
         let mut n = 0;
         for e in &rec.events {
@@ -1287,15 +1293,13 @@ mod tests {
         assert_eq!(saved.train_labels, labels);
 
         // Killed in the last epoch, resumed: the labels corrected before go on.
-        let ckpt = dir.path().join("again.safetensors");
-        let mut first = Recorder {
-            stop_at: Some(21),
-            ..Default::default()
-        };
-        fit_fold(&cfg, 0, &data, &mut first, Some(&ckpt)).unwrap();
-        let resumed = fit_fold(&cfg, 0, &data, &mut Recorder::default(), Some(&ckpt)).unwrap();
-        assert_eq!(resumed.valid_probs, whole.valid_probs);
-        assert_eq!(resumed.train_loss.to_bits(), whole.train_loss.to_bits());
+        assert_resumes_as_whole(
+            &cfg,
+            &data,
+            &dir.path().join("again.safetensors"),
+            21,
+            &whole,
+        );
     }
 
     #[test]
@@ -1324,24 +1328,14 @@ mod tests {
                 pos_weight: None,
             }),
         };
-        let mut cfg = tiny_config(6, 3e-3);
-        cfg.label_correction.enabled = true;
-        cfg.label_correction.warmup = 0.3;
-        cfg.label_correction.theta_start = 0.3;
-        cfg.label_correction.theta_end = 0.1;
-        cfg.validate().unwrap();
+        let cfg = threshold_plc_config();
         let ckpt = dir.path().join("plc.safetensors");
         let mut rec = Recorder::default();
         let whole = fit_fold(&cfg, 0, &data, &mut rec, Some(&ckpt)).unwrap();
         // Replay the log: each flip starts from the row the item had then,
         // switches one class to its predicted state by more than theta, after
         // the warm-up, and reports the sets before and after.
-        let index: std::collections::HashMap<String, usize> = data
-            .train
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.path.display().to_string(), i))
-            .collect();
+        let index = train_index(&data);
         let set_of = |r: &[f32]| (0..2).filter(|&c| r[c] > 0.5).collect::<Vec<usize>>();
         let mut n = 0;
         for e in &rec.events {
@@ -1374,15 +1368,13 @@ mod tests {
         assert_eq!(saved.train_rows, rows);
 
         // Killed in the last epoch, resumed: the rows corrected before go on.
-        let ckpt = dir.path().join("again.safetensors");
-        let mut first = Recorder {
-            stop_at: Some(21),
-            ..Default::default()
-        };
-        fit_fold(&cfg, 0, &data, &mut first, Some(&ckpt)).unwrap();
-        let resumed = fit_fold(&cfg, 0, &data, &mut Recorder::default(), Some(&ckpt)).unwrap();
-        assert_eq!(resumed.valid_probs, whole.valid_probs);
-        assert_eq!(resumed.train_loss.to_bits(), whole.train_loss.to_bits());
+        assert_resumes_as_whole(
+            &cfg,
+            &data,
+            &dir.path().join("again.safetensors"),
+            21,
+            &whole,
+        );
     }
 
     #[test]

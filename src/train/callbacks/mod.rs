@@ -44,12 +44,13 @@ pub use steering::Steering;
 pub use threshold_correction::ThresholdCorrection;
 
 use crate::augment::mix::Mixed;
+use crate::augment::training_loss;
 use crate::config::RunConfig;
 use crate::error::Result;
 use crate::models::Classifier;
 use crate::run::{Event, LabelSets};
 use crate::train::checkpoint::Checkpoint;
-use crate::train::dense_loss::DenseLoss;
+use crate::train::dense_loss::{DenseLoss, batch_targets, dense_training_loss};
 use crate::train::fit::{FitHooks, FoldData};
 use crate::train::plc;
 use candle_core::Tensor;
@@ -360,4 +361,28 @@ pub(crate) fn batch_probs(s: &FitState) -> Result<Vec<Vec<f32>>> {
         candle_nn::ops::softmax_last_dim(&logits)?
     };
     Ok(probs.to_vec2::<f32>()?)
+}
+
+/// The batch's training loss, mixed by `mix` (MixUp/CutMix) when given: the
+/// dense targets' loss (soft labels, multi-label rows as label correction
+/// left them, with `pos_weight`), or the (label-smoothed) cross-entropy of
+/// the classes.
+pub(crate) fn batch_loss(s: &FitState, mix: Option<&Mixed>) -> Result<Tensor> {
+    let internal = |what: &str| crate::error::Error::Internal(format!("no {what} for the loss"));
+    let logits = s.batch.logits.as_ref().ok_or_else(|| internal("logits"))?;
+    let smoothing = s.cfg.training.label_smoothing;
+    match (&s.data.dense_targets, &s.train_rows) {
+        (Some(d), Some(rows)) => dense_training_loss(
+            logits,
+            &batch_targets(rows, &s.batch.items, logits.device())?,
+            mix,
+            smoothing,
+            d.loss,
+            d.pos_weight.as_deref(),
+        ),
+        _ => {
+            let y = s.batch.y.as_ref().ok_or_else(|| internal("targets"))?;
+            training_loss(logits, y, mix, smoothing)
+        }
+    }
 }
