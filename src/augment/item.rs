@@ -9,6 +9,7 @@
 use crate::data::decode::resize_rgb;
 use crate::rng::Rng;
 use image::RgbImage;
+use std::borrow::Cow;
 
 /// How pixels outside the image are filled when a box extends past it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,17 +119,61 @@ pub fn resize_pcts(rng: Option<&mut Rng>) -> (f64, f64) {
     }
 }
 
-/// Left-right mirror (`x.flip(-1)`), FlipItem's transform.
+/// Left-right mirror (`x.flip(-1)`), FlipItem's transform, as a copy made
+/// in one pass.
 pub fn flip_lr(img: &RgbImage) -> RgbImage {
-    image::imageops::flip_horizontal(img)
+    let w = img.width() as usize;
+    let mut out = RgbImage::new(img.width(), img.height());
+    if w == 0 {
+        return out;
+    }
+    for (dst, src) in out.chunks_exact_mut(3 * w).zip(img.chunks_exact(3 * w)) {
+        let (dst, _) = dst.as_chunks_mut::<3>();
+        let (src, _) = src.as_chunks::<3>();
+        for (d, s) in dst.iter_mut().zip(src.iter().rev()) {
+            *d = *s;
+        }
+    }
+    out
 }
 
-/// FlipItem(p): mirrored with probability p, training only.
-pub fn flip_item(img: RgbImage, p: f64, rng: &mut Rng) -> RgbImage {
-    if rng.next_f64() < p {
-        flip_lr(&img)
-    } else {
-        img
+/// `flip_lr` without a copy: each row's pixels reversed where they are
+/// (the image crate's `flip_horizontal` goes pixel by pixel through
+/// `get_pixel`/`put_pixel`, a visible cost of a warm epoch).
+pub fn flip_lr_in_place(img: &mut RgbImage) {
+    let w = img.width() as usize;
+    if w == 0 {
+        return;
+    }
+    for row in img.chunks_exact_mut(3 * w) {
+        let (pixels, _) = row.as_chunks_mut::<3>();
+        pixels.reverse();
+    }
+}
+
+/// Top-bottom mirror (`x.flip(-2)`): the rows in reverse order.
+pub fn flip_tb_in_place(img: &mut RgbImage) {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let stride = 3 * w;
+    for y in 0..h / 2 {
+        let (top, bottom) = img.split_at_mut((h - 1 - y) * stride);
+        top[y * stride..(y + 1) * stride].swap_with_slice(&mut bottom[..stride]);
+    }
+}
+
+/// FlipItem(p): mirrored with probability p, training only. Takes the
+/// image borrowed or owned (the pipeline's Resize is often a no-op on the
+/// cached image) and copies only what it must.
+pub fn flip_item<'a>(img: Cow<'a, RgbImage>, p: f64, rng: &mut Rng) -> Cow<'a, RgbImage> {
+    if rng.next_f64() >= p {
+        return img;
+    }
+    match img {
+        Cow::Borrowed(b) => Cow::Owned(flip_lr(b)),
+        Cow::Owned(mut o) => {
+            flip_lr_in_place(&mut o);
+            Cow::Owned(o)
+        }
     }
 }
 
@@ -139,10 +184,10 @@ pub fn dihedral(img: &RgbImage, k: usize) -> RgbImage {
     let k = k % 8;
     let mut out = img.clone();
     if matches!(k, 1 | 3 | 4 | 7) {
-        out = image::imageops::flip_horizontal(&out);
+        flip_lr_in_place(&mut out);
     }
     if matches!(k, 2 | 4 | 5 | 7) {
-        out = image::imageops::flip_vertical(&out);
+        flip_tb_in_place(&mut out);
     }
     if matches!(k, 3 | 5 | 6 | 7) {
         out = transpose(&out);
@@ -158,10 +203,10 @@ pub fn transpose(img: &RgbImage) -> RgbImage {
 
 /// DihedralItem(p): one of the 8 symmetries (identity included) with
 /// probability p, training only.
-pub fn dihedral_item(img: RgbImage, p: f64, rng: &mut Rng) -> RgbImage {
+pub fn dihedral_item<'a>(img: Cow<'a, RgbImage>, p: f64, rng: &mut Rng) -> Cow<'a, RgbImage> {
     if rng.next_f64() < p {
         let k = rng.below(8);
-        dihedral(&img, k)
+        Cow::Owned(dihedral(&img, k))
     } else {
         img
     }
@@ -283,6 +328,20 @@ mod tests {
     }
 
     #[test]
+    fn flips_equal_the_image_crates() {
+        for (w, h) in [(5, 4), (4, 5), (1, 3), (3, 1), (0, 2)] {
+            let img = ramp(w, h);
+            let mut lr = img.clone();
+            flip_lr_in_place(&mut lr);
+            assert_eq!(lr, image::imageops::flip_horizontal(&img), "{w}x{h}");
+            assert_eq!(flip_lr(&img), lr, "{w}x{h}");
+            let mut tb = img.clone();
+            flip_tb_in_place(&mut tb);
+            assert_eq!(tb, image::imageops::flip_vertical(&img), "{w}x{h}");
+        }
+    }
+
+    #[test]
     fn flip_twice_is_identity() {
         let img = ramp(5, 3);
         let f = flip_lr(&img);
@@ -291,8 +350,9 @@ mod tests {
         assert_eq!(flip_lr(&f), img);
         let mut rng = Rng::new(1);
         // p = 1 always flips; p = 0 never.
-        assert_eq!(flip_item(img.clone(), 1.0, &mut rng), f);
-        assert_eq!(flip_item(img.clone(), 0.0, &mut rng), img);
+        assert_eq!(*flip_item(Cow::Borrowed(&img), 1.0, &mut rng), f);
+        assert_eq!(*flip_item(Cow::Owned(img.clone()), 1.0, &mut rng), f);
+        assert_eq!(*flip_item(Cow::Borrowed(&img), 0.0, &mut rng), img);
     }
 
     #[test]

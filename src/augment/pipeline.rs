@@ -18,6 +18,7 @@ use crate::train::loss::{Reduction, cross_entropy, label_smoothing_cross_entropy
 use candle_core::{Device, Tensor};
 use image::RgbImage;
 use rayon::prelude::*;
+use std::borrow::Cow;
 
 /// Rng stream of the augmentation draws (the batch order uses the epoch number).
 const AUG_STREAM: u64 = 0x4155_474D_0000_0000; // "AUGM"
@@ -122,23 +123,35 @@ impl Pipeline {
     }
 
     /// The item transforms of one cached image: `rng` in training, None in validation.
-    pub fn item(&self, img: &RgbImage, mut rng: Option<&mut Rng>) -> RgbImage {
+    /// Borrowed where Resize leaves the cached image as it is (it already
+    /// has the target size) and nothing random changes it: no copy.
+    pub fn item<'a>(&self, img: &'a RgbImage, mut rng: Option<&mut Rng>) -> Cow<'a, RgbImage> {
         let s = (self.size, self.size);
         let out = match self.resize {
-            ResizeMethod::Squish if img.dimensions() == s => img.clone(),
-            ResizeMethod::Squish => resize_rgb(img, s.0, s.1),
+            ResizeMethod::Squish if img.dimensions() == s => Cow::Borrowed(img),
+            ResizeMethod::Squish => Cow::Owned(resize_rgb(img, s.0, s.1)),
             ResizeMethod::Crop | ResizeMethod::Pad => {
                 let method = if self.resize == ResizeMethod::Crop {
                     Method::Crop
                 } else {
                     Method::Pad
                 };
+                // Drawn even when unused, so the random stream stays the same.
                 let pcts = item::resize_pcts(rng.as_deref_mut());
-                item::resize(img, s, method, self.pad, pcts)
+                if img.dimensions() == s {
+                    // Crop and Pad of a square the target's size: the whole
+                    // image at (0, 0), whatever the position.
+                    Cow::Borrowed(img)
+                } else {
+                    Cow::Owned(item::resize(img, s, method, self.pad, pcts))
+                }
             }
-            ResizeMethod::RandomResizedCrop => {
-                item::random_resized_crop(img, s, &self.rrc, rng.as_deref_mut())
-            }
+            ResizeMethod::RandomResizedCrop => Cow::Owned(item::random_resized_crop(
+                img,
+                s,
+                &self.rrc,
+                rng.as_deref_mut(),
+            )),
         };
         // FlipItem and DihedralItem are training-only (fastai's split_idx = 0).
         let Some(rng) = rng else { return out };
@@ -182,12 +195,9 @@ impl Pipeline {
             .map(|&i| set.get(i).map(|x| x.1))
             .collect::<Result<_>>()?;
         let n = indices.len();
-        let mut data = vec![0f32; n * len];
         let item_seed = seed.map(|s| Rng::derived(s, 1).next_u64());
-        let item = |k: usize, img: &RgbImage| {
-            let mut rng = item_seed.map(|s| Rng::derived(s, k as u64));
-            self.item(img, rng.as_mut())
-        };
+        // Item k's own random stream.
+        let item_rng = |k: usize| item_seed.map(|s| Rng::derived(s, k as u64));
         let aug_seed = seed.map(|seed| Rng::derived(seed, 2).next_u64());
         let plan = match (aug_seed, &self.batch) {
             (Some(seed), Some(b)) => Some(b.draws(n, s, s, seed)),
@@ -195,22 +205,34 @@ impl Pipeline {
         };
         // RandomResizedCropGPU resamples a second time after the affine one.
         let crop = plan.as_ref().and_then(|p| p.1);
-        if fused && crop.is_none() {
+        let mut data;
+        if fused && crop.is_none() && len <= fused::FUSED_MAX_BYTES {
             let draws = plan.as_ref().map(|p| &p.0);
-            data.par_chunks_mut(len)
+            // Not zeroed first: the kernel writes every value (zeroing 19 MB
+            // per batch of 32 at 224 px was a few percent of a warm epoch).
+            data = Vec::with_capacity(n * len);
+            data.spare_capacity_mut()[..n * len]
+                .par_chunks_mut(len)
                 .zip(indices)
                 .enumerate()
                 .try_for_each(|(k, (chw, &i))| -> Result<()> {
-                    let out = item(k, &*set.image(i)?);
-                    fused::augment_normalize(&out, draws.map(|d| &d[k]), &self.norm, chw);
+                    let img = set.image(i)?;
+                    let out = self.item(&img, item_rng(k).as_mut());
+                    let draw = draws.map(|d| &d[k]);
+                    fused::augment_normalize_uninit(&out, draw, &self.norm, chw);
                     Ok(())
                 })?;
+            // SAFETY: every chunk was written in full (the loop above returns
+            // early on any error, dropping `data` at length 0).
+            unsafe { data.set_len(n * len) };
         } else {
+            data = vec![0f32; n * len];
             data.par_chunks_mut(len)
                 .zip(indices)
                 .enumerate()
                 .try_for_each(|(k, (chw, &i))| -> Result<()> {
-                    to_chw(&item(k, &*set.image(i)?), chw);
+                    let img = set.image(i)?;
+                    to_chw(&self.item(&img, item_rng(k).as_mut()), chw);
                     Ok(())
                 })?;
             if let (Some(seed), Some(b)) = (aug_seed, &self.batch) {

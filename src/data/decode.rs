@@ -18,14 +18,18 @@ pub fn decode_rgb(path: &Path) -> Result<RgbImage> {
 
 /// Decode bytes already read from `path` (named in messages).
 pub fn decode_rgb_bytes(bytes: &[u8], path: &Path) -> Result<RgbImage> {
+    decode_any(bytes, path).map(to_rgb_on_white)
+}
+
+/// The decoded image in the file's own colour type.
+fn decode_any(bytes: &[u8], path: &Path) -> Result<DynamicImage> {
     if bytes.is_empty() {
         return Err(empty_file(path));
     }
     let reader = ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| Error::io(path, e))?;
-    let img = reader.decode().map_err(|e| decode_error(path, &e))?;
-    Ok(to_rgb_on_white(img))
+    reader.decode().map_err(|e| decode_error(path, &e))
 }
 
 /// Decode `path` and resize it to `dims(its original (w, h))`, as the image
@@ -55,9 +59,15 @@ pub fn decode_resized(path: &Path, dims: impl Fn((u32, u32)) -> (u32, u32)) -> R
             return Ok(resize_region(&img, extent, w, h));
         }
     }
-    let img = decode_rgb_bytes(&bytes, path)?;
-    let (w, h) = dims(img.dimensions());
-    Ok(resize_rgb(&img, w.max(1), h.max(1)))
+    let img = decode_any(&bytes, path)?;
+    let (w, h) = dims((img.width(), img.height()));
+    let (w, h) = (w.max(1), h.max(1));
+    if let DynamicImage::ImageLuma8(gray) = &img {
+        // One channel resized instead of three equal ones: the same pixels
+        // (each channel is resized on its own), a third of the work.
+        return Ok(gray_to_rgb(&resize_gray(gray, w, h)));
+    }
+    Ok(resize_rgb(&to_rgb_on_white(img), w, h))
 }
 
 /// Decode `path` as cheaply as possible only to learn whether it decodes:
@@ -92,6 +102,14 @@ fn empty_file(path: &Path) -> Error {
 
 /// Convert any decoded image to RGB8, compositing transparency on white.
 pub fn to_rgb_on_white(img: DynamicImage) -> RgbImage {
+    // 8-bit grayscale (elpv, X-rays, many scans) by hand: `into_rgb8` goes
+    // through the image crate's colour-space conversion, a float multiply and
+    // `roundf` per value, which was most of a cold epoch on elpv.
+    let img = match img {
+        DynamicImage::ImageLuma8(g) => return gray_to_rgb(&g),
+        DynamicImage::ImageLumaA8(ga) => return gray_alpha_on_white(&ga),
+        other => other,
+    };
     if !img.color().has_alpha() {
         return img.into_rgb8();
     }
@@ -99,13 +117,41 @@ pub fn to_rgb_on_white(img: DynamicImage) -> RgbImage {
     let (w, h) = rgba.dimensions();
     let mut out = RgbImage::new(w, h);
     for (dst, src) in out.pixels_mut().zip(rgba.pixels()) {
-        let a = src[3] as u32;
         for c in 0..3 {
-            // out = a*src + (1-a)*255, rounded.
-            dst[c] = ((src[c] as u32 * a + 255 * (255 - a) + 127) / 255) as u8;
+            dst[c] = on_white(src[c], src[3]);
         }
     }
     out
+}
+
+/// Three equal channels.
+fn gray_to_rgb(g: &image::GrayImage) -> RgbImage {
+    let (w, h) = g.dimensions();
+    let mut out = RgbImage::new(w, h);
+    for (px, &v) in out.chunks_exact_mut(3).zip(g.as_raw()) {
+        px.copy_from_slice(&[v, v, v]);
+    }
+    out
+}
+
+/// Gray with alpha, composited on white as `to_rgb_on_white` does RGBA.
+fn gray_alpha_on_white(ga: &image::GrayAlphaImage) -> RgbImage {
+    let (w, h) = ga.dimensions();
+    let raw: Vec<u8> = ga
+        .as_raw()
+        .chunks_exact(2)
+        .flat_map(|p| {
+            let v = on_white(p[0], p[1]);
+            [v, v, v]
+        })
+        .collect();
+    RgbImage::from_raw(w, h, raw).expect("3 bytes per pixel")
+}
+
+/// `a * v + (1 - a) * 255`, rounded, in 8 bits.
+fn on_white(v: u8, a: u8) -> u8 {
+    let a = a as u32;
+    ((v as u32 * a + 255 * (255 - a) + 127) / 255) as u8
 }
 
 /// Resize to exactly `width` x `height` (aspect not kept: fastai's "squish"),
@@ -122,6 +168,32 @@ pub fn resize_rgb(img: &RgbImage, width: u32, height: u32) -> RgbImage {
     )
 }
 
+/// `resize_rgb` for one channel.
+fn resize_gray(img: &image::GrayImage, width: u32, height: u32) -> image::GrayImage {
+    if img.dimensions() == (width, height) {
+        return img.clone();
+    }
+    let src = fr::images::ImageRef::new(img.width(), img.height(), img.as_raw(), fr::PixelType::U8)
+        .expect("a GrayImage buffer matches its dimensions");
+    let mut dst = fr::images::Image::new(width, height, fr::PixelType::U8);
+    fr::Resizer::new()
+        .resize(
+            &src,
+            &mut dst,
+            &resize_options((f64::from(img.width()), f64::from(img.height()))),
+        )
+        .expect("same pixel type on both sides");
+    image::GrayImage::from_raw(width, height, dst.into_vec()).expect("buffer of the requested size")
+}
+
+/// Bilinear convolution (antialiased when shrinking) of the top-left
+/// `extent` of the source.
+fn resize_options(extent: (f64, f64)) -> fr::ResizeOptions {
+    fr::ResizeOptions::new()
+        .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Bilinear))
+        .crop(0.0, 0.0, extent.0, extent.1)
+}
+
 /// Resize the top-left `extent` (in pixels, fractional) of `img` to exactly
 /// `width` x `height`, as `resize_rgb`.
 fn resize_region(img: &RgbImage, extent: (f64, f64), width: u32, height: u32) -> RgbImage {
@@ -129,12 +201,8 @@ fn resize_region(img: &RgbImage, extent: (f64, f64), width: u32, height: u32) ->
         fr::images::ImageRef::new(img.width(), img.height(), img.as_raw(), fr::PixelType::U8x3)
             .expect("an RgbImage buffer matches its dimensions");
     let mut dst = fr::images::Image::new(width, height, fr::PixelType::U8x3);
-    let mut resizer = fr::Resizer::new();
-    let opts = fr::ResizeOptions::new()
-        .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Bilinear))
-        .crop(0.0, 0.0, extent.0, extent.1);
-    resizer
-        .resize(&src, &mut dst, &opts)
+    fr::Resizer::new()
+        .resize(&src, &mut dst, &resize_options(extent))
         .expect("same pixel type on both sides");
     RgbImage::from_raw(width, height, dst.into_vec()).expect("buffer of the requested size")
 }
@@ -158,6 +226,36 @@ mod tests {
         let g = image::GrayImage::from_pixel(3, 3, image::Luma([77]));
         let rgb = to_rgb_on_white(DynamicImage::ImageLuma8(g));
         assert_eq!(rgb.get_pixel(1, 1).0, [77, 77, 77]);
+    }
+
+    #[test]
+    fn gray_fast_paths_equal_the_image_crates_conversion() {
+        // Every gray level, and every gray level under every alpha.
+        let g = image::GrayImage::from_fn(256, 1, |x, _| image::Luma([x as u8]));
+        let want = DynamicImage::ImageLuma8(g.clone()).into_rgb8();
+        assert_eq!(to_rgb_on_white(DynamicImage::ImageLuma8(g)), want);
+        let ga = image::GrayAlphaImage::from_fn(256, 256, |x, y| image::LumaA([x as u8, y as u8]));
+        let rgba = DynamicImage::ImageLumaA8(ga.clone()).into_rgba8();
+        let want = to_rgb_on_white(DynamicImage::ImageRgba8(rgba));
+        assert_eq!(to_rgb_on_white(DynamicImage::ImageLumaA8(ga)), want);
+    }
+
+    #[test]
+    fn gray_resized_alone_equals_its_three_channels_resized() {
+        let mut r = crate::rng::Rng::new(4);
+        for ((w, h), (tw, th)) in [
+            ((300, 300), (224, 224)),
+            ((97, 41), (40, 64)),
+            ((8, 8), (3, 5)),
+        ] {
+            let g = image::GrayImage::from_fn(w, h, |_, _| image::Luma([r.below(256) as u8]));
+            let want = resize_rgb(&gray_to_rgb(&g), tw, th);
+            assert_eq!(
+                gray_to_rgb(&resize_gray(&g, tw, th)),
+                want,
+                "{w}x{h} -> {tw}x{th}"
+            );
+        }
     }
 
     #[test]
