@@ -19,8 +19,10 @@
 //!
 //! Env: ORCHARD_PYTHON (default `python3`) runs `benches/torch_pipeline.py`;
 //! RAYON_NUM_THREADS (default: all cores) sets orchard's threads and
-//! torchvision's workers; ORCHARD_BENCH_QUICK=1 for a fast sanity run
-//! (fewer images).
+//! torchvision's workers; ORCHARD_BENCH_ROUNDS (default 3) how many times
+//! each data set is measured, both sides back to back each time (the table
+//! gives the median ratio and every round); ORCHARD_BENCH_QUICK=1 for a fast
+//! sanity run (fewer images, one round).
 
 use orchard::augment::{Normalization, Pipeline, batch_seed, load_set};
 use orchard::config::{ResizeMethod, RunConfig};
@@ -152,6 +154,9 @@ fn run_torch(sets: &[(String, Vec<PathBuf>)], workers: usize) -> Result<serde_js
     }
 }
 
+/// One round's images/s: orchard's, and torchvision's where it ran.
+type Round = (f64, Option<f64>);
+
 fn main() {
     tune_allocator();
     let quick = std::env::var("ORCHARD_BENCH_QUICK").is_ok_and(|v| v == "1");
@@ -189,39 +194,71 @@ fn main() {
             let _ = std::fs::read(f);
         }
     }
+    let rounds: usize = std::env::var("ORCHARD_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if quick { 1 } else { 3 });
     println!(
-        "orchard pipeline vs torchvision DataLoader: batch {BATCH}, {SIZE} px, {threads} threads / workers{}",
+        "orchard pipeline vs torchvision DataLoader: batch {BATCH}, {SIZE} px, {threads} threads / workers, {rounds} round(s){}",
         if quick { " (quick)" } else { "" }
     );
-    let torch = run_torch(&sets, threads);
-    match &torch {
-        Ok(v) => println!(
-            "torch {} torchvision {} (PIL), {threads} DataLoader workers",
-            v["torch"], v["torchvision"]
-        ),
-        Err(reason) => println!("torchvision column skipped: {reason}"),
+    // Each round measures both sides on one data set back to back, so a
+    // change in the shared machine's load hits both; the table gives every
+    // round and the median ratio.
+    let mut rows: Vec<(String, &str, Vec<Round>)> = Vec::new();
+    let mut versions = None;
+    for (name, files) in &sets {
+        let mut cold = Vec::new();
+        let mut warm = Vec::new();
+        for _ in 0..rounds {
+            let torch = run_torch(&[(name.clone(), files.clone())], threads);
+            let (ours_cold, ours_warm) = orchard_epochs(files);
+            let theirs = |label: &str| {
+                torch
+                    .as_ref()
+                    .ok()
+                    .and_then(|v| v["results"][name.as_str()][label].as_f64())
+            };
+            cold.push((ours_cold, theirs("cold")));
+            warm.push((ours_warm, theirs("warm")));
+            match &torch {
+                Ok(v) => {
+                    versions.get_or_insert(format!(
+                        "torch {} torchvision {} (PIL), {threads} DataLoader workers",
+                        v["torch"], v["torchvision"]
+                    ));
+                }
+                Err(reason) => {
+                    versions.get_or_insert(format!("torchvision column skipped: {reason}"));
+                }
+            }
+        }
+        rows.push((name.clone(), "cold", cold));
+        rows.push((name.clone(), "warm", warm));
     }
+    println!("{}", versions.unwrap_or_default());
     println!();
     println!(
-        "{:<34} {:>6} {:>12} {:>12} {:>7}",
-        "data set", "epoch", "orchard im/s", "torchvision", "ratio"
+        "{:<34} {:>6} {:>8}  orchard / torchvision images/s (ratio), each round",
+        "data set", "epoch", "median"
     );
-    for (name, files) in &sets {
-        let (cold, warm) = orchard_epochs(files);
-        for (label, ours) in [("cold", cold), ("warm", warm)] {
-            let theirs = torch
-                .as_ref()
-                .ok()
-                .and_then(|v| v["results"][name.as_str()][label].as_f64());
-            println!(
-                "{:<34} {:>6} {:>12.1} {:>12} {:>7}",
-                name,
-                label,
-                ours,
-                theirs.map_or("-".into(), |t| format!("{t:.1}")),
-                theirs.map_or("-".into(), |t| format!("{:.2}x", ours / t)),
-            );
-        }
+    for (name, label, results) in &rows {
+        let mut ratios: Vec<f64> = results
+            .iter()
+            .filter_map(|(ours, theirs)| theirs.map(|t| ours / t))
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        let median = ratios
+            .get(ratios.len() / 2)
+            .map_or("-".into(), |r| format!("{r:.2}x"));
+        let each: Vec<String> = results
+            .iter()
+            .map(|(ours, theirs)| match theirs {
+                Some(t) => format!("{ours:.0} / {t:.0} ({:.2}x)", ours / t),
+                None => format!("{ours:.0} / -"),
+            })
+            .collect();
+        println!("{name:<34} {label:>6} {median:>8}  {}", each.join(", "));
     }
     println!("\nratio = orchard images/s / torchvision images/s (> 1: orchard is faster)");
 }

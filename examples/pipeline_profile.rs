@@ -4,7 +4,8 @@
 //!   cargo run --release --example pipeline_profile -- [EPOCHS]   # elpv epochs
 //!   cargo run --release --example pipeline_profile -- kernel     # fused kernel
 //!
-//! EPOCHS (default 3) runs the benchmark's pipeline on `../shared/datasets/elpv`:
+//! EPOCHS (default 3) runs the benchmark's pipeline on `../shared/datasets/elpv`
+//! (or the folder in ORCHARD_PROFILE_DIR):
 //! decode into the cache, then whole epochs of batches of 32 at 224 px.
 //! `kernel` times `fused::augment_normalize` alone on one 224 px noise image
 //! under 64 fixed draws, single-threaded, and prints the best of 15 rounds
@@ -55,7 +56,11 @@ fn kernel_bench() {
 }
 
 fn elpv_epochs(epochs: usize) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/elpv/images");
+    // ORCHARD_PROFILE_DIR: another folder of images instead of elpv's.
+    let dir = std::env::var_os("ORCHARD_PROFILE_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/elpv/images"),
+        std::path::PathBuf::from,
+    );
     let Ok(entries) = std::fs::read_dir(&dir) else {
         eprintln!("{} not found: nothing to run", dir.display());
         std::process::exit(2);
