@@ -96,19 +96,30 @@ pub fn resize_box(
     (cp, tl)
 }
 
-/// fastai's `Resize(size, method, pad_mode)` at position `pcts`.
-pub fn resize(
-    img: &RgbImage,
+/// fastai's `Resize(size, method, pad_mode)` at position `pcts`. Borrowed
+/// when the image already is the box at the target size (the cached image
+/// usually is): nothing to copy.
+pub fn resize<'a>(
+    img: &'a RgbImage,
     size: (u32, u32),
     method: Method,
     pad: PadMode,
     pcts: (f64, f64),
-) -> RgbImage {
+) -> Cow<'a, RgbImage> {
     let (cp, tl) = resize_box(img.dimensions(), size, method, pcts);
     if method == Method::Squish || (tl == (0, 0) && cp == img.dimensions()) {
-        return resize_rgb(img, size.0, size.1);
+        return squish(img, size);
     }
-    resize_rgb(&crop_pad(img, cp, tl, pad), size.0, size.1)
+    Cow::Owned(resize_rgb(&crop_pad(img, cp, tl, pad), size.0, size.1))
+}
+
+/// The whole image at exactly `size`; borrowed when it already has it.
+pub fn squish(img: &RgbImage, size: (u32, u32)) -> Cow<'_, RgbImage> {
+    if img.dimensions() == size {
+        Cow::Borrowed(img)
+    } else {
+        Cow::Owned(resize_rgb(img, size.0, size.1))
+    }
 }
 
 /// Resize's position draw: uniform in training, the centre in validation.

@@ -10,7 +10,6 @@ use super::item::{self, Method, PadMode, RrcParams};
 use super::mix::{self, Mixed};
 use super::normalize::Normalization;
 use crate::config::{MixMethod, MixingConfig, PadModeChoice, ResizeMethod, RunConfig};
-use crate::data::decode::resize_rgb;
 use crate::error::Result;
 use crate::rng::Rng;
 use crate::train::batches::{CacheOptions, ImageSet, Sample};
@@ -128,23 +127,15 @@ impl Pipeline {
     pub fn item<'a>(&self, img: &'a RgbImage, mut rng: Option<&mut Rng>) -> Cow<'a, RgbImage> {
         let s = (self.size, self.size);
         let out = match self.resize {
-            ResizeMethod::Squish if img.dimensions() == s => Cow::Borrowed(img),
-            ResizeMethod::Squish => Cow::Owned(resize_rgb(img, s.0, s.1)),
+            ResizeMethod::Squish => item::squish(img, s),
             ResizeMethod::Crop | ResizeMethod::Pad => {
                 let method = if self.resize == ResizeMethod::Crop {
                     Method::Crop
                 } else {
                     Method::Pad
                 };
-                // Drawn even when unused, so the random stream stays the same.
                 let pcts = item::resize_pcts(rng.as_deref_mut());
-                if img.dimensions() == s {
-                    // Crop and Pad of a square the target's size: the whole
-                    // image at (0, 0), whatever the position.
-                    Cow::Borrowed(img)
-                } else {
-                    Cow::Owned(item::resize(img, s, method, self.pad, pcts))
-                }
+                item::resize(img, s, method, self.pad, pcts)
             }
             ResizeMethod::RandomResizedCrop => Cow::Owned(item::random_resized_crop(
                 img,
@@ -413,8 +404,9 @@ mod tests {
         let a = p.raw_batch(&set, &[0, 1, 2], None).unwrap();
         assert!(a.mix.is_none());
         // The centre crop of the cached image, normalised, nothing else.
+        let cached = set.image(1).unwrap();
         let centre = item::resize(
-            &set.image(1).unwrap(),
+            &cached,
             (16, 16),
             Method::Crop,
             PadMode::Reflection,

@@ -173,38 +173,37 @@ fn resize_gray(img: &image::GrayImage, width: u32, height: u32) -> image::GrayIm
     if img.dimensions() == (width, height) {
         return img.clone();
     }
-    let src = fr::images::ImageRef::new(img.width(), img.height(), img.as_raw(), fr::PixelType::U8)
-        .expect("a GrayImage buffer matches its dimensions");
-    let mut dst = fr::images::Image::new(width, height, fr::PixelType::U8);
-    fr::Resizer::new()
-        .resize(
-            &src,
-            &mut dst,
-            &resize_options((f64::from(img.width()), f64::from(img.height()))),
-        )
-        .expect("same pixel type on both sides");
-    image::GrayImage::from_raw(width, height, dst.into_vec()).expect("buffer of the requested size")
-}
-
-/// Bilinear convolution (antialiased when shrinking) of the top-left
-/// `extent` of the source.
-fn resize_options(extent: (f64, f64)) -> fr::ResizeOptions {
-    fr::ResizeOptions::new()
-        .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Bilinear))
-        .crop(0.0, 0.0, extent.0, extent.1)
+    let extent = (f64::from(img.width()), f64::from(img.height()));
+    let raw = resize_pixels(img, fr::PixelType::U8, extent, width, height);
+    image::GrayImage::from_raw(width, height, raw).expect("buffer of the requested size")
 }
 
 /// Resize the top-left `extent` (in pixels, fractional) of `img` to exactly
 /// `width` x `height`, as `resize_rgb`.
 fn resize_region(img: &RgbImage, extent: (f64, f64), width: u32, height: u32) -> RgbImage {
-    let src =
-        fr::images::ImageRef::new(img.width(), img.height(), img.as_raw(), fr::PixelType::U8x3)
-            .expect("an RgbImage buffer matches its dimensions");
-    let mut dst = fr::images::Image::new(width, height, fr::PixelType::U8x3);
+    let raw = resize_pixels(img, fr::PixelType::U8x3, extent, width, height);
+    RgbImage::from_raw(width, height, raw).expect("buffer of the requested size")
+}
+
+/// fast_image_resize's bilinear convolution (antialiased when shrinking) of
+/// the top-left `extent` of an 8-bit image whose pixels are `pixel`.
+fn resize_pixels<P: image::Pixel<Subpixel = u8>>(
+    img: &image::ImageBuffer<P, Vec<u8>>,
+    pixel: fr::PixelType,
+    extent: (f64, f64),
+    width: u32,
+    height: u32,
+) -> Vec<u8> {
+    let src = fr::images::ImageRef::new(img.width(), img.height(), img.as_raw(), pixel)
+        .expect("an image buffer matches its dimensions");
+    let mut dst = fr::images::Image::new(width, height, pixel);
+    let options = fr::ResizeOptions::new()
+        .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Bilinear))
+        .crop(0.0, 0.0, extent.0, extent.1);
     fr::Resizer::new()
-        .resize(&src, &mut dst, &resize_options(extent))
+        .resize(&src, &mut dst, &options)
         .expect("same pixel type on both sides");
-    RgbImage::from_raw(width, height, dst.into_vec()).expect("buffer of the requested size")
+    dst.into_vec()
 }
 
 #[cfg(test)]
