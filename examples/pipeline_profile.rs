@@ -44,7 +44,7 @@ fn kernel_bench() {
     for _ in 0..15 {
         let t = Instant::now();
         for d in &draws {
-            fused::augment_normalize(&img, Some(d), &norm, &mut out);
+            fused::augment_normalize(&img, false, Some(d), &norm, &mut out);
         }
         best = best.min(t.elapsed().as_secs_f64() / draws.len() as f64);
     }

@@ -2,10 +2,12 @@
 //! `sigmoid(c * (logit(x) + logit(b)))`: libm's `ln` and `exp` are scalar
 //! calls and were the largest cost of a warm epoch. These are plain
 //! arithmetic on the float's bits, so loops over slices auto-vectorise;
-//! `lighting_in_place` also has hand-written AVX2+FMA and AVX-512 paths.
+//! `lighting_normalize` also has hand-written AVX2+FMA and AVX-512 paths.
 //! Relative error is below 1e-6 on the ranges the lighting uses (tested
 //! against f64's exact functions), which keeps the lighting within 1e-6
 //! absolute of the exact formula on [0, 1] values.
+
+use std::mem::MaybeUninit;
 
 /// log2(x) for positive, normal, finite x.
 #[inline(always)]
@@ -48,47 +50,120 @@ pub fn exp2(y: f32) -> f32 {
     p * f32::from_bits(((n + 127) << 23) as u32)
 }
 
-/// The lighting `sigmoid(c * (logit(x) + logit(b)))` rewritten as
-/// `1 / (1 + k * ((1 - x) / x)^c)` with `k = exp(-c logit(b))`, applied in
-/// place. `x` is clamped to [1e-7, 1 - 1e-7] first, as fastai's `logit`.
-/// With AVX2 and FMA, 8 values at a time (`lighting_avx2_fma`); both paths
-/// are within 1e-6 of the exact formula, not bit-identical to each other.
+/// One image's lighting `sigmoid(c * (logit(x) + logit(b)))`, in the form
+/// the kernels evaluate: `1 / (1 + 2^(c log2((1 - x) / x) + log2_k))` with
+/// `log2_k = -c logit(b) / ln 2` (brightness's factor folded into the
+/// exponent, one multiply less per value).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LightingCoeffs {
+    pub c: f32,
+    pub log2_k: f32,
+}
+
+impl LightingCoeffs {
+    pub fn new(brightness: f64, contrast: f64) -> Self {
+        let logit_b = (brightness / (1.0 - brightness)).ln();
+        LightingCoeffs {
+            c: contrast as f32,
+            log2_k: (-contrast * logit_b / std::f64::consts::LN_2) as f32,
+        }
+    }
+}
+
+/// `log2(m) = t P(t^2)`, t = (m - 1) / (m + 1), for m in [0.75, 1.5]:
+/// a minimax fit (error 7e-10, far below f32 rounding), log2(e) folded in.
+const LOG2_POLY: [f32; 4] = [2.885_39, 0.961_807_13, 0.576_149_7, 0.442_590_18];
+
+/// `2^f` for f in [-0.5, 0.5]: degree-5 minimax fit, relative error 7.5e-8
+/// (2.3e-7 evaluated in f32), lowest degree first.
+const EXP2_POLY: [f32; 6] = [
+    1.000_000_1,
+    0.693_146_94,
+    0.240_221_2,
+    0.055_507_135,
+    0.009_675_538,
+    0.001_327_645,
+];
+
+/// The lighting, then `scale * v + offset` (the channel's Normalize folded
+/// in), from `src` into `dst`. `x` is clamped to [1e-7, 1 - 1e-7] first, as
+/// fastai's `logit`. AVX-512 or AVX2 + FMA where the CPU has them; every
+/// path is within 1e-6 of the exact formula (before the scaling), not
+/// bit-identical to the others.
 #[inline(always)]
-pub fn lighting_in_place(values: &mut [f32], k: f32, c: f32) {
+pub fn lighting_normalize(
+    src: &[f32],
+    dst: &mut [MaybeUninit<f32>],
+    l: LightingCoeffs,
+    scale: f32,
+    offset: f32,
+) {
+    assert_eq!(
+        src.len(),
+        dst.len(),
+        "lighting into a slice of another size"
+    );
+    let (n, from, to) = (src.len(), src.as_ptr(), dst.as_mut_ptr() as *mut f32);
+    // SAFETY (all three): `from` and `to` hold n values each (checked just
+    // above); the SIMD paths run only where the CPU has the features.
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the CPU has AVX-512F (checked just above).
-        unsafe { lighting_avx512(values, k, c) };
+        unsafe { lighting_avx512(from, to, n, l, scale, offset) };
         return;
     }
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has AVX2 and FMA (checked just above).
-        unsafe { lighting_avx2_fma(values, k, c) };
+        unsafe { lighting_avx2_fma(from, to, n, l, scale, offset) };
         return;
     }
-    lighting_scalar(values, k, c);
+    unsafe { lighting_scalar(from, to, n, l, scale, offset) };
 }
 
-/// The portable lighting (auto-vectorised to the build's baseline).
+/// `lighting_normalize` in place, without normalisation.
+pub fn lighting_in_place(values: &mut [f32], l: LightingCoeffs) {
+    let (n, p) = (values.len(), values.as_mut_ptr());
+    // SAFETY: `p` holds n values, read before written at each index (every
+    // path loads a chunk before it stores it).
+    let dst = unsafe { std::slice::from_raw_parts_mut(p as *mut MaybeUninit<f32>, n) };
+    let src = unsafe { std::slice::from_raw_parts(p as *const f32, n) };
+    lighting_normalize(src, dst, l, 1.0, 0.0);
+}
+
+/// The portable lighting, value by value.
+///
+/// SAFETY: `src` and `dst` hold n values (they may be the same memory).
 #[inline(always)]
-pub fn lighting_scalar(values: &mut [f32], k: f32, c: f32) {
-    for v in values {
-        let x = v.clamp(1e-7, 1.0 - 1e-7);
-        let r = (1.0 - x) / x;
-        *v = 1.0 / (1.0 + k * exp2(c * log2(r)));
+unsafe fn lighting_scalar(
+    src: *const f32,
+    dst: *mut f32,
+    n: usize,
+    l: LightingCoeffs,
+    scale: f32,
+    offset: f32,
+) {
+    for i in 0..n {
+        // SAFETY: i < n.
+        let x = unsafe { *src.add(i) }.clamp(1e-7, 1.0 - 1e-7);
+        let y = l.c * log2((1.0 - x) / x) + l.log2_k;
+        unsafe { *dst.add(i) = scale * (1.0 / (1.0 + exp2(y))) + offset };
     }
 }
 
-/// `lighting_scalar`'s formula with explicit AVX2 + FMA: the three divisions
+/// The lighting 8 values at a time with AVX2 + FMA: the three divisions
 /// become reciprocal estimates refined by one Newton step (relative error
-/// about 1e-7), and the series use fused multiply-adds. On a warm epoch the
-/// lighting was the largest cost left after the gathers were vectorised.
+/// about 1e-7), and the polynomials use fused multiply-adds.
 ///
-/// SAFETY: the caller checks that the CPU has AVX2 and FMA.
+/// SAFETY: the CPU has AVX2 and FMA; `src` and `dst` hold n values.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn lighting_avx2_fma(values: &mut [f32], k: f32, c: f32) {
+unsafe fn lighting_avx2_fma(
+    src: *const f32,
+    dst: *mut f32,
+    n: usize,
+    l: LightingCoeffs,
+    scale: f32,
+    offset: f32,
+) {
     use std::arch::x86_64::*;
     let set = _mm256_set1_ps;
     let (one, two) = (set(1.0), set(2.0));
@@ -97,9 +172,13 @@ unsafe fn lighting_avx2_fma(values: &mut [f32], k: f32, c: f32) {
         let r = _mm256_rcp_ps(x);
         _mm256_mul_ps(r, _mm256_fnmadd_ps(x, r, two))
     };
-    let log2 = |x: __m256| {
-        // As `log2` above: exponent, mantissa moved into [sqrt(1/2), sqrt(2)).
-        let bits = _mm256_castps_si256(x);
+    // c times the log polynomial's coefficients: c log2(m) in one pass.
+    let lc = LOG2_POLY.map(|k| set(k * l.c));
+    let (cv, lk) = (set(l.c), set(l.log2_k));
+    // y = c log2(r) + log2_k.
+    let exponent = |r: __m256| {
+        // Exponent e and mantissa m in [1, 2), moved into [sqrt(1/2), sqrt(2)).
+        let bits = _mm256_castps_si256(r);
         let e = _mm256_sub_epi32(
             _mm256_and_si256(_mm256_srli_epi32::<23>(bits), _mm256_set1_epi32(0xff)),
             _mm256_set1_epi32(127),
@@ -114,17 +193,17 @@ unsafe fn lighting_avx2_fma(values: &mut [f32], k: f32, c: f32) {
         let e = _mm256_sub_epi32(e, _mm256_castps_si256(big));
         let t = _mm256_mul_ps(_mm256_sub_ps(m, one), recip(_mm256_add_ps(m, one)));
         let t2 = _mm256_mul_ps(t, t);
-        let mut p = set(2.0 / 9.0);
-        for coef in [2.0 / 7.0, 2.0 / 5.0, 2.0 / 3.0, 2.0] {
-            p = _mm256_fmadd_ps(p, t2, set(coef));
-        }
-        let series = _mm256_mul_ps(t, p);
-        _mm256_fmadd_ps(series, set(std::f32::consts::LOG2_E), _mm256_cvtepi32_ps(e))
+        let p = _mm256_fmadd_ps(_mm256_fmadd_ps(lc[3], t2, lc[2]), t2, lc[1]);
+        let p = _mm256_fmadd_ps(p, t2, lc[0]);
+        _mm256_fmadd_ps(t, p, _mm256_fmadd_ps(_mm256_cvtepi32_ps(e), cv, lk))
     };
+    let ec = EXP2_POLY.map(|k| set(k));
     let exp2 = |y: __m256| {
-        // |c log2(r)| stays under 100 for any contrast the lighting draws; the
-        // clamp keeps k * 2^y finite, so the reciprocal below is never of inf.
+        // |y| < 100 keeps 2^y finite (so the reciprocal below is never of
+        // inf) and the exponent bits below in range; the lighting's values
+        // stay far inside.
         let y = _mm256_min_ps(_mm256_max_ps(y, set(-100.0)), set(100.0));
+        // Round to nearest with the 1.5 * 2^23 trick.
         const MAGIC: f32 = 12_582_912.0;
         let shifted = _mm256_add_ps(y, set(MAGIC));
         let n = _mm256_sub_epi32(
@@ -132,44 +211,45 @@ unsafe fn lighting_avx2_fma(values: &mut [f32], k: f32, c: f32) {
             _mm256_set1_epi32(MAGIC.to_bits() as i32),
         );
         let f = _mm256_sub_ps(y, _mm256_sub_ps(shifted, set(MAGIC)));
-        let z = _mm256_mul_ps(f, set(std::f32::consts::LN_2));
-        let mut p = set(1.0 / 5040.0);
-        for coef in [
-            1.0 / 720.0,
-            1.0 / 120.0,
-            1.0 / 24.0,
-            1.0 / 6.0,
-            0.5,
-            1.0,
-            1.0,
-        ] {
-            p = _mm256_fmadd_ps(p, z, set(coef));
+        let mut p = ec[5];
+        for k in (0..5).rev() {
+            p = _mm256_fmadd_ps(p, f, ec[k]);
         }
         let scale = _mm256_slli_epi32::<23>(_mm256_add_epi32(n, _mm256_set1_epi32(127)));
         _mm256_mul_ps(p, _mm256_castsi256_ps(scale))
     };
     let (lo, hi) = (set(1e-7), set(1.0 - 1e-7));
-    let (kv, cv) = (set(k), set(c));
-    let mut chunks = values.chunks_exact_mut(8);
-    for chunk in &mut chunks {
-        // SAFETY: `chunk` holds exactly 8 values.
-        let x = unsafe { _mm256_loadu_ps(chunk.as_ptr()) };
+    let (sv, ov) = (set(scale), set(offset));
+    let mut i = 0;
+    while i + 8 <= n {
+        // SAFETY: i + 8 <= n.
+        let x = unsafe { _mm256_loadu_ps(src.add(i)) };
         let x = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
         let r = _mm256_mul_ps(_mm256_sub_ps(one, x), recip(x));
-        let q = _mm256_mul_ps(kv, exp2(_mm256_mul_ps(cv, log2(r))));
-        unsafe { _mm256_storeu_ps(chunk.as_mut_ptr(), recip(_mm256_add_ps(one, q))) };
+        let g = recip(_mm256_add_ps(one, exp2(exponent(r))));
+        unsafe { _mm256_storeu_ps(dst.add(i), _mm256_fmadd_ps(g, sv, ov)) };
+        i += 8;
     }
-    lighting_scalar(chunks.into_remainder(), k, c);
+    // SAFETY: the last n - i values of both.
+    unsafe { lighting_scalar(src.add(i), dst.add(i), n - i, l, scale, offset) };
 }
 
 /// The AVX2 path's formula 16 values at a time, where AVX-512 also gives the
-/// exponent and mantissa (`getexp`, `getmant` in [0.75, 1.5)) and the scaling
-/// by 2^n (`scalef`) as single instructions, and a 14-bit reciprocal estimate.
+/// exponent and mantissa (`getexp`, `getmant` in [0.75, 1.5)), rounding
+/// (`roundscale`) and the scaling by 2^n (`scalef`) as single instructions,
+/// and a 14-bit reciprocal estimate.
 ///
-/// SAFETY: the caller checks that the CPU has AVX-512F.
+/// SAFETY: the CPU has AVX-512F; `src` and `dst` hold n values.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn lighting_avx512(values: &mut [f32], k: f32, c: f32) {
+unsafe fn lighting_avx512(
+    src: *const f32,
+    dst: *mut f32,
+    n: usize,
+    l: LightingCoeffs,
+    scale: f32,
+    offset: f32,
+) {
     use std::arch::x86_64::*;
     let set = _mm512_set1_ps;
     let (one, two) = (set(1.0), set(2.0));
@@ -177,54 +257,48 @@ unsafe fn lighting_avx512(values: &mut [f32], k: f32, c: f32) {
         let r = _mm512_rcp14_ps(x);
         _mm512_mul_ps(r, _mm512_fnmadd_ps(x, r, two))
     };
-    let log2 = |x: __m512| {
-        // x = 1.f * 2^e with e = getexp(x); getmant gives 1.f, or 1.f / 2
-        // when 1.f >= 1.5 (so m lies in [0.75, 1.5) and the series below
-        // converges fast), and then x = m * 2^(e + 1).
-        let e = _mm512_getexp_ps(x);
-        let m = _mm512_getmant_ps::<_MM_MANT_NORM_P75_1P5, _MM_MANT_SIGN_SRC>(x);
+    let lc = LOG2_POLY.map(|k| set(k * l.c));
+    let (cv, lk) = (set(l.c), set(l.log2_k));
+    let exponent = |r: __m512| {
+        // r = 1.f * 2^e with e = getexp(r); getmant gives 1.f, or 1.f / 2
+        // when 1.f >= 1.5 (so m lies in [0.75, 1.5) and the polynomial
+        // stays accurate), and then r = m * 2^(e + 1).
+        let e = _mm512_getexp_ps(r);
+        let m = _mm512_getmant_ps::<_MM_MANT_NORM_P75_1P5, _MM_MANT_SIGN_SRC>(r);
+        let e = _mm512_mask_add_ps(e, _mm512_cmp_ps_mask::<_CMP_LT_OQ>(m, one), e, one);
         let t = _mm512_mul_ps(_mm512_sub_ps(m, one), recip(_mm512_add_ps(m, one)));
         let t2 = _mm512_mul_ps(t, t);
-        let mut p = set(2.0 / 9.0);
-        for coef in [2.0 / 7.0, 2.0 / 5.0, 2.0 / 3.0, 2.0] {
-            p = _mm512_fmadd_ps(p, t2, set(coef));
-        }
-        let series = _mm512_mul_ps(t, p);
-        let halved = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(m, one);
-        let e = _mm512_mask_add_ps(e, halved, e, one);
-        _mm512_fmadd_ps(series, set(std::f32::consts::LOG2_E), e)
+        let p = _mm512_fmadd_ps(_mm512_fmadd_ps(lc[3], t2, lc[2]), t2, lc[1]);
+        let p = _mm512_fmadd_ps(p, t2, lc[0]);
+        _mm512_fmadd_ps(t, p, _mm512_fmadd_ps(e, cv, lk))
     };
+    let ec = EXP2_POLY.map(|k| set(k));
     let exp2 = |y: __m512| {
-        // As the AVX2 path: |y| < 100 keeps k * 2^y finite.
-        let y = _mm512_min_ps(_mm512_max_ps(y, set(-100.0)), set(100.0));
+        // y < 100 keeps 2^y finite (the reciprocal below is never of inf);
+        // far below, scalef gives 0, and the lighting 1.
+        let y = _mm512_min_ps(y, set(100.0));
         let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(y);
-        let z = _mm512_mul_ps(_mm512_sub_ps(y, n), set(std::f32::consts::LN_2));
-        let mut p = set(1.0 / 5040.0);
-        for coef in [
-            1.0 / 720.0,
-            1.0 / 120.0,
-            1.0 / 24.0,
-            1.0 / 6.0,
-            0.5,
-            1.0,
-            1.0,
-        ] {
-            p = _mm512_fmadd_ps(p, z, set(coef));
+        let f = _mm512_sub_ps(y, n);
+        let mut p = ec[5];
+        for k in (0..5).rev() {
+            p = _mm512_fmadd_ps(p, f, ec[k]);
         }
         _mm512_scalef_ps(p, n)
     };
     let (lo, hi) = (set(1e-7), set(1.0 - 1e-7));
-    let (kv, cv) = (set(k), set(c));
-    let mut chunks = values.chunks_exact_mut(16);
-    for chunk in &mut chunks {
-        // SAFETY: `chunk` holds exactly 16 values.
-        let x = unsafe { _mm512_loadu_ps(chunk.as_ptr()) };
+    let (sv, ov) = (set(scale), set(offset));
+    let mut i = 0;
+    while i + 16 <= n {
+        // SAFETY: i + 16 <= n.
+        let x = unsafe { _mm512_loadu_ps(src.add(i)) };
         let x = _mm512_min_ps(_mm512_max_ps(x, lo), hi);
         let r = _mm512_mul_ps(_mm512_sub_ps(one, x), recip(x));
-        let q = _mm512_mul_ps(kv, exp2(_mm512_mul_ps(cv, log2(r))));
-        unsafe { _mm512_storeu_ps(chunk.as_mut_ptr(), recip(_mm512_add_ps(one, q))) };
+        let g = recip(_mm512_add_ps(one, exp2(exponent(r))));
+        unsafe { _mm512_storeu_ps(dst.add(i), _mm512_fmadd_ps(g, sv, ov)) };
+        i += 16;
     }
-    lighting_scalar(chunks.into_remainder(), k, c);
+    // SAFETY: the last n - i values of both.
+    unsafe { lighting_scalar(src.add(i), dst.add(i), n - i, l, scale, offset) };
 }
 
 #[cfg(test)]
@@ -261,41 +335,79 @@ mod tests {
         assert!(exp2(-1000.0) < 1e-37);
     }
 
-    /// Both paths (the SIMD one where the CPU has it) against the formula in
-    /// f64 with libm's functions.
+    type Path = unsafe fn(*const f32, *mut f32, usize, LightingCoeffs, f32, f32);
+
+    /// Every path this CPU has, by name.
+    fn paths() -> Vec<(&'static str, Path)> {
+        let mut v: Vec<(&'static str, Path)> = vec![("scalar", lighting_scalar)];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                v.push(("avx2+fma", lighting_avx2_fma));
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                v.push(("avx-512", lighting_avx512));
+            }
+        }
+        v
+    }
+
+    /// Every path against the formula in f64 with libm's functions, over
+    /// [0, 1] including both clamped ends, then with a channel's Normalize
+    /// folded in.
     #[test]
     fn lighting_matches_the_exact_logit_formula() {
-        check_lighting(lighting_in_place);
-        check_lighting(lighting_scalar);
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: the CPU has AVX2 and FMA (checked just above).
-            check_lighting(|v, k, c| unsafe { lighting_avx2_fma(v, k, c) });
+        let xs: Vec<f32> = (0..=20_000).map(|i| i as f32 / 20_000.0).collect();
+        for (name, path) in paths() {
+            for (scale, offset) in [(1.0f32, 0.0f32), (1.0 / 0.229, -0.485 / 0.229)] {
+                let mut worst = 0f64;
+                for &(b, c) in &[
+                    (0.5f64, 1.0f64),
+                    (0.4, 0.8),
+                    (0.6, 1.25),
+                    (0.3, 2.0),
+                    (0.55, 0.5),
+                    (0.2, 3.0),
+                ] {
+                    let l = LightingCoeffs::new(b, c);
+                    let mut got = vec![0f32; xs.len()];
+                    // SAFETY: both hold xs.len() values; `paths` lists only
+                    // what this CPU has.
+                    unsafe { path(xs.as_ptr(), got.as_mut_ptr(), xs.len(), l, scale, offset) };
+                    let lb = (b / (1.0 - b)).ln();
+                    for (&x, &g) in xs.iter().zip(&got) {
+                        // fastai clamps the f32 tensor: 1 - 1e-7 is 1 - 1.19e-7 in f32.
+                        let x = x.clamp(1e-7, 1.0 - 1e-7) as f64;
+                        let want = 1.0 / (1.0 + (-(c * ((x / (1.0 - x)).ln() + lb))).exp());
+                        let want = scale as f64 * want + offset as f64;
+                        worst = worst.max((g as f64 - want).abs() / scale as f64);
+                    }
+                }
+                assert!(worst < 1e-6, "{name}, scale {scale}: worst error {worst}");
+            }
         }
     }
 
-    fn check_lighting(lighting: fn(&mut [f32], f32, f32)) {
-        let mut worst = 0f64;
-        for &(b, c) in &[
-            (0.5f64, 1.0f64),
-            (0.4, 0.8),
-            (0.6, 1.25),
-            (0.3, 2.0),
-            (0.55, 0.5),
-        ] {
-            let lb = (b / (1.0 - b)).ln();
-            let k = (-c * lb).exp() as f32;
-            let xs: Vec<f32> = (0..=20_000).map(|i| i as f32 / 20_000.0).collect();
-            let mut got = xs.clone();
-            lighting(&mut got, k, c as f32);
-            for (&x, &g) in xs.iter().zip(&got) {
-                // fastai clamps the f32 tensor: 1 - 1e-7 is 1 - 1.19e-7 in f32.
-                let x = x.clamp(1e-7, 1.0 - 1e-7) as f64;
-                let want = 1.0 / (1.0 + (-(c * ((x / (1.0 - x)).ln() + lb))).exp());
-                worst = worst.max((g as f64 - want).abs());
-            }
+    #[test]
+    fn in_place_and_tails_equal_the_copying_form() {
+        // 37 values: two AVX-512 chunks or four AVX2 ones, and a scalar tail.
+        let xs: Vec<f32> = (0..37).map(|i| i as f32 / 36.0).collect();
+        let l = LightingCoeffs::new(0.45, 1.2);
+        let mut copied = vec![MaybeUninit::new(0f32); xs.len()];
+        lighting_normalize(&xs, &mut copied, l, 1.0, 0.0);
+        let mut in_place = xs.clone();
+        lighting_in_place(&mut in_place, l);
+        for (a, b) in copied.iter().zip(&in_place) {
+            // SAFETY: every value was written.
+            assert_eq!(unsafe { a.assume_init() }.to_bits(), b.to_bits());
         }
-        assert!(worst < 1e-6, "worst absolute error {worst}");
+        // Neutral lighting (b = 0.5, c = 1) is the identity, to 1e-6.
+        let mut v = xs.clone();
+        lighting_in_place(&mut v, LightingCoeffs::new(0.5, 1.0));
+        for (a, b) in v.iter().zip(&xs) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
     }
 }

@@ -176,9 +176,16 @@ pub fn flip_tb_in_place(img: &mut RgbImage) {
 /// image borrowed or owned (the pipeline's Resize is often a no-op on the
 /// cached image) and copies only what it must.
 pub fn flip_item<'a>(img: Cow<'a, RgbImage>, p: f64, rng: &mut Rng) -> Cow<'a, RgbImage> {
-    if rng.next_f64() >= p {
-        return img;
-    }
+    if flip_drawn(p, rng) { mirror(img) } else { img }
+}
+
+/// FlipItem's draw alone: whether this item is mirrored (one draw from `rng`).
+pub fn flip_drawn(p: f64, rng: &mut Rng) -> bool {
+    rng.next_f64() < p
+}
+
+/// The image mirrored left-right: in place when owned, one copy when borrowed.
+pub fn mirror(img: Cow<'_, RgbImage>) -> Cow<'_, RgbImage> {
     match img {
         Cow::Borrowed(b) => Cow::Owned(flip_lr(b)),
         Cow::Owned(mut o) => {
