@@ -2,10 +2,13 @@
 //! transforms' HWC u8 output into its slot of the f32 NCHW batch: the affine /
 //! perspective resample (bilinear, reflection padding), the logit-space
 //! lighting and Normalize, one output row at a time through a small row
-//! buffer. The unfused path (`batch::BatchAugment::apply_batch` then
-//! `Normalization::apply` on a full f32 copy) is the reference it is tested
-//! against; that path is still used when RandomResizedCropGPU (min_scale < 1)
-//! adds a second resample between the two.
+//! buffer. The sampling grid is float32, as fastai's `affine_grid` and
+//! `grid_sample` compute it. It is tested against fastai's own output (a
+//! fixture made by fastai, `tests/reference/fastai_affine.py`) and against
+//! the unfused path (`batch::BatchAugment::apply_batch` then
+//! `Normalization::apply` on a full f32 copy, geometry in f64); that path is
+//! still used when RandomResizedCropGPU (min_scale < 1) adds a second
+//! resample between the two.
 
 use super::affine::{self, IDENTITY};
 use super::batch::ImageDraw;
