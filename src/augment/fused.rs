@@ -487,6 +487,12 @@ mod tests {
             .fold(0f32, f32::max)
     }
 
+    /// The fused kernel against the unfused path (geometry in f64) under
+    /// random draws. Up to 40 px the float32 grid rounds within 1e-5; at
+    /// 224 px its rounding shows: fastai's own float32 resample is 4.2e-5
+    /// from the same resample in f64 on noise images
+    /// (`tests/reference/fastai_affine_precision.py`), and the fused kernel's
+    /// float32 grid may be as far from the f64 path, no farther.
     #[test]
     fn fused_equals_the_unfused_reference() {
         let aug = BatchAugment::from_config(&AugmentationConfig {
@@ -501,10 +507,8 @@ mod tests {
             std: [1.0, 1.0, 1.0],
         };
         let mut rng = Rng::new(11);
-        for (k, (w, h)) in [(24, 24), (31, 17), (1, 5), (16, 40)]
-            .into_iter()
-            .enumerate()
-        {
+        let sizes = [(24, 24, 1e-5), (31, 17, 1e-5), (1, 5, 1e-5), (16, 40, 1e-5)];
+        for (k, (w, h, tolerance)) in sizes.into_iter().chain([(224, 224, 6e-5)]).enumerate() {
             let img = noise_image(w, h, k as u64);
             for _ in 0..25 {
                 let d = aug.draw(&mut rng);
@@ -512,38 +516,9 @@ mod tests {
                 let mut got = vec![0f32; want.len()];
                 augment_normalize(&img, false, Some(&d), &norm, &mut got);
                 let err = max_diff(&got, &want);
-                assert!(err < 1e-5, "{w}x{h} {d:?}: max error {err}");
+                assert!(err < tolerance, "{w}x{h} {d:?}: max error {err}");
             }
         }
-    }
-
-    /// At 224 px the float32 grid's rounding shows: fastai's own float32
-    /// resample is 4.2e-5 from the same resample in f64 on noise images
-    /// (`tests/reference/fastai_affine_precision.py`); the fused kernel's
-    /// float32 grid is as far from the f64 reference, and no farther.
-    #[test]
-    fn fused_at_224_px_is_within_fastai_s_float32_error() {
-        let aug = BatchAugment::from_config(&AugmentationConfig {
-            batch_augment: true,
-            flip_vert: true,
-            ..Default::default()
-        });
-        let norm = Normalization {
-            source: "test".into(),
-            mean: [0.5, 0.4, 0.3],
-            std: [1.0, 1.0, 1.0],
-        };
-        let mut rng = Rng::new(11);
-        let img = noise_image(224, 224, 1);
-        let mut worst = 0f32;
-        for _ in 0..30 {
-            let d = aug.draw(&mut rng);
-            let want = unfused(&img, &d, &norm);
-            let mut got = vec![0f32; want.len()];
-            augment_normalize(&img, false, Some(&d), &norm, &mut got);
-            worst = worst.max(max_diff(&got, &want));
-        }
-        assert!(worst < 6e-5, "max error {worst}");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 """How far fastai's own float32 resample is from the same resample in float64,
 at 224 px: the yardstick for `src/augment/fused.rs`'s float32 sampling grid
-(test `fused_at_224_px_is_within_fastai_s_float32_error`).
+(test `fused_equals_the_unfused_reference`, its 224 px case).
 
     /work/venv/bin/python tests/reference/fastai_affine_precision.py
     # 2026-11-29, fastai 2.8.12, torch 2.15: worst 4.2e-05 (on [0, 1] values)
