@@ -25,40 +25,22 @@
 //! sanity run (fewer images, one round).
 
 use orchard::augment::{Normalization, Pipeline, batch_seed, load_set};
-use orchard::config::{ResizeMethod, RunConfig};
 use orchard::data::decode::{decode_rgb, resize_rgb};
 use orchard::kernels::tune_allocator;
-use orchard::train::Sample;
 use orchard::train::batches::training_batches;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-const BATCH: usize = 32;
-const SIZE: u32 = 224;
-const SEED: u64 = 42;
-
-fn config() -> RunConfig {
-    let mut cfg = RunConfig::default();
-    cfg.training.size = SIZE;
-    cfg.training.batch_size = BATCH;
-    cfg.augmentation.resize = ResizeMethod::Crop;
-    cfg.augmentation.item_flip = true;
-    cfg.augmentation.batch_augment = true;
-    cfg
-}
+#[path = "common/pipeline_setup.rs"]
+mod setup;
+use setup::{BATCH, SEED, SIZE, config, samples};
 
 /// (cold, warm) images/s of two epochs.
 fn orchard_epochs(files: &[PathBuf]) -> (f64, f64) {
     let cfg = config();
-    let samples: Vec<Sample> = files
-        .iter()
-        .map(|p| Sample {
-            path: p.clone(),
-            class: 0,
-        })
-        .collect();
+    let samples = samples(files);
     let device = candle_core::Device::Cpu;
     let t0 = Instant::now();
     let set = load_set(&samples, &cfg).expect("images decode");

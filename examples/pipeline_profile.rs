@@ -13,16 +13,16 @@
 
 use orchard::augment::batch::BatchAugment;
 use orchard::augment::{Normalization, Pipeline, batch_seed, fused, load_set};
-use orchard::config::{AugmentationConfig, ResizeMethod, RunConfig};
+use orchard::config::AugmentationConfig;
 use orchard::kernels::tune_allocator;
 use orchard::rng::Rng;
-use orchard::train::Sample;
 use orchard::train::batches::training_batches;
 use std::path::Path;
 use std::time::Instant;
 
-const BATCH: usize = 32;
-const SIZE: u32 = 224;
+#[path = "../benches/common/pipeline_setup.rs"]
+mod setup;
+use setup::{BATCH, SEED, SIZE, config, samples};
 
 fn kernel_bench() {
     let aug = BatchAugment::from_config(&AugmentationConfig {
@@ -67,19 +67,8 @@ fn elpv_epochs(epochs: usize) {
     };
     let mut files: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
     files.sort();
-    let mut cfg = RunConfig::default();
-    cfg.training.size = SIZE;
-    cfg.training.batch_size = BATCH;
-    cfg.augmentation.resize = ResizeMethod::Crop;
-    cfg.augmentation.item_flip = true;
-    cfg.augmentation.batch_augment = true;
-    let samples: Vec<Sample> = files
-        .iter()
-        .map(|p| Sample {
-            path: p.clone(),
-            class: 0,
-        })
-        .collect();
+    let cfg = config();
+    let samples = samples(&files);
     let t = Instant::now();
     let set = match load_set(&samples, &cfg) {
         Ok(set) => set,
@@ -97,12 +86,12 @@ fn elpv_epochs(epochs: usize) {
     for epoch in 0..epochs {
         let t = Instant::now();
         let mut n = 0;
-        for (b, idx) in training_batches(set.len(), BATCH, 42, epoch)
+        for (b, idx) in training_batches(set.len(), BATCH, SEED, epoch)
             .iter()
             .enumerate()
         {
             let batch = pipeline
-                .train_batch(&set, idx, batch_seed(42, epoch, b), &device)
+                .train_batch(&set, idx, batch_seed(SEED, epoch, b), &device)
                 .expect("cached images");
             n += batch.x.dims()[0];
         }
